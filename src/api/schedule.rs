@@ -1,0 +1,141 @@
+//! `schedule.json`: validates a crawl request as stock does.
+
+use super::{ApiError, ApiResult, optional_text, required_text};
+use crate::app::App;
+use crate::config::py_float;
+use crate::http::params::{Params, Value, python_bytes_repr};
+use indexmap::IndexMap;
+
+/// A validated `schedule.json` request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleRequest {
+    pub project: String,
+    pub spider: String,
+    /// `_version` as given (even blank), or `None` when absent.
+    pub version: Option<String>,
+    pub jobid: String,
+    pub priority: f64,
+    /// Scrapy settings, name to value, in request order; a later duplicate name wins.
+    pub settings: IndexMap<String, String>,
+    /// Spider arguments in request order (first value of each).
+    pub args: IndexMap<String, String>,
+}
+
+pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
+    let request = parse(app, params).await?;
+    tracing::debug!(?request, "validated a schedule request");
+    Err(ApiError::exception(
+        "NotImplementedError",
+        "this scrapyd-rs build validates schedule requests but does not run crawls yet",
+    ))
+}
+
+/// Reads and validates the parameters in stock's order.
+pub async fn parse(app: &App, params: &mut Params) -> Result<ScheduleRequest, ApiError> {
+    let project = required_text(params, "project")?;
+    let spider = required_text(params, "spider")?;
+    let version = optional_text(params, "_version")?;
+    let jobid = optional_text(params, "jobid")?.unwrap_or_else(new_job_id);
+    let priority = match params.take_first("priority") {
+        None => 0.0,
+        Some(value) => {
+            let raw = value.into_bytes()?;
+            std::str::from_utf8(&raw).ok().and_then(py_float).ok_or_else(|| priority_invalid(&raw))?
+        }
+    };
+    let raw_settings = match params.take_all("setting") {
+        None => Vec::new(),
+        Some(values) => values.into_iter().map(|value| super::decode("setting", value)).collect::<Result<_, _>>()?,
+    };
+
+    if !app.project_exists(&project).await {
+        return Err(ApiError::project_not_found(&project));
+    }
+    let spiders = app.spiders(&project, version.as_deref()).await?;
+    if !spiders.contains(&spider) {
+        return Err(ApiError::message(format!("spider '{spider}' not found")));
+    }
+
+    let mut args = IndexMap::new();
+    for (name, value) in params.drain_first() {
+        args.insert(decode_arg(name)?, decode_arg_value(value)?);
+    }
+    let mut settings = IndexMap::new();
+    for setting in raw_settings {
+        let Some((name, value)) = setting.split_once('=') else {
+            return Err(ApiError::exception(
+                "ValueError",
+                "dictionary update sequence element #0 has length 1; 2 is required",
+            ));
+        };
+        settings.insert(name.to_string(), value.to_string());
+    }
+    for reserved in ["settings", "_job"] {
+        if args.contains_key(reserved) {
+            return Err(ApiError::exception(
+                "TypeError",
+                format!(
+                    "scrapyd.scheduler.SpiderScheduler.schedule() got multiple values for keyword argument '{reserved}'"
+                ),
+            ));
+        }
+    }
+    if args.contains_key("name") {
+        return Err(ApiError::exception(
+            "TypeError",
+            "SqliteSpiderQueue.add() got multiple values for argument 'name'",
+        ));
+    }
+    Ok(ScheduleRequest { project, spider, version, jobid, priority, settings, args })
+}
+
+/// A spider argument's name or value, decoded without stock's friendly wrapper.
+fn decode_arg(bytes: Vec<u8>) -> Result<String, ApiError> {
+    String::from_utf8(bytes).map_err(|err| {
+        ApiError::exception(
+            "UnicodeDecodeError",
+            crate::http::params::python_utf8_error(err.as_bytes(), err.utf8_error()),
+        )
+    })
+}
+
+fn decode_arg_value(value: Value) -> Result<String, ApiError> {
+    decode_arg(value.into_bytes()?)
+}
+
+/// A new job id: a time-based UUID as 32 lowercase hex digits, like stock's `uuid1().hex`.
+pub fn new_job_id() -> String {
+    uuid::Uuid::now_v1(&node_id()).simple().to_string()
+}
+
+/// A random node id for UUIDv1, chosen once per process (multicast bit set, as RFC 4122 asks
+/// for ids that are not MAC addresses).
+fn node_id() -> [u8; 6] {
+    static NODE: std::sync::OnceLock<[u8; 6]> = std::sync::OnceLock::new();
+    *NODE.get_or_init(|| {
+        let random = uuid::Uuid::new_v4();
+        let mut node = [0u8; 6];
+        node.copy_from_slice(&random.as_bytes()[..6]);
+        node[0] |= 0x01;
+        node
+    })
+}
+
+/// The text stock reports for a priority that is not a float.
+pub fn priority_invalid(raw: &[u8]) -> ApiError {
+    ApiError::invalid("priority", format!("could not convert string to float: {}", python_bytes_repr(raw)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_are_32_hex_digits_and_unique() {
+        let a = new_job_id();
+        let b = new_job_id();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,20 @@
+//! `status.json`: the state of one job (`pending`, `running`, `finished` or `null`).
+
+use super::{ApiError, ApiResult, fields, optional_text, required_text};
+use crate::app::App;
+use crate::http::params::Params;
+use serde_json::Value;
+
+pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
+    let _job = required_text(params, "job")?;
+    let project = optional_text(params, "project")?;
+    if let Some(project) = project
+        && !app.project_exists(&project).await
+    {
+        return Err(ApiError::project_not_found(&project));
+    }
+    // No job has been accepted yet: the spool and the supervisor come with the jobs issue.
+    let mut out = fields();
+    out.insert("currstate".into(), Value::Null);
+    Ok(out)
+}

@@ -1,0 +1,100 @@
+//! Durable file operations: what "written" means in this daemon.
+//!
+//! A file becomes visible under its final name only once its bytes are on disk: write a temporary
+//! file in the destination directory, fsync it, rename it over the final name, fsync the
+//! directory. A crash at any point leaves either the old file or the new one, never a torn one,
+//! and at most a stray temporary file, whose name starts with `.` so no listing mistakes it for
+//! data.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::Path;
+
+/// Fsyncs a directory, making a rename or unlink inside it durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Creates `dir` and any missing parents, fsyncing each parent whose entry was created.
+pub fn create_dir_all_durable(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_all_durable(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(err) => return Err(err),
+    }
+    match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => sync_dir(parent),
+        None => Ok(()),
+    }
+}
+
+/// Writes `bytes` to `path` atomically and durably.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = parent_of(path)?;
+    let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    temp.write_all(bytes)?;
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|err| err.error)?;
+    sync_dir(dir)
+}
+
+/// Moves the already-written file `source` to `dest` atomically and durably.
+///
+/// `source` is fsynced first. When the two paths are on different filesystems the bytes are
+/// copied into a temporary file beside `dest`, which is then renamed, so `dest` is still never
+/// seen half-written.
+pub fn persist_file(source: &Path, dest: &Path) -> io::Result<()> {
+    File::open(source)?.sync_all()?;
+    let dir = parent_of(dest)?;
+    match fs::rename(source, dest) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::CrossesDevices => {
+            let temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+            fs::copy(source, temp.path())?;
+            temp.as_file().sync_all()?;
+            temp.persist(dest).map_err(|err| err.error)?;
+            fs::remove_file(source)?;
+        }
+        Err(err) => return Err(err),
+    }
+    sync_dir(dir)
+}
+
+fn parent_of(path: &Path) -> io::Result<&Path> {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("{} has no parent directory", path.display()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.json");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn persist_file_moves_a_file_into_a_new_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("upload");
+        fs::write(&source, b"egg").unwrap();
+        let dest_dir = dir.path().join("a/b");
+        create_dir_all_durable(&dest_dir).unwrap();
+        persist_file(&source, &dest_dir.join("1.egg")).unwrap();
+        assert!(!source.exists());
+        assert_eq!(fs::read(dest_dir.join("1.egg")).unwrap(), b"egg");
+    }
+}

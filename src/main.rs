@@ -1,0 +1,126 @@
+//! The `scrapyd-rs` command: reads the configuration, sets up logging and runs the daemon.
+//!
+//! It accepts the flags of stock's `scrapyd` command that matter for a service (`--pidfile`,
+//! `-l/--logfile`, `-n/--nodaemon`), so existing unit files and scripts keep working.
+
+use clap::Parser;
+use scrapyd_rs::config::{self, Sources};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A drop-in replacement for the Scrapyd daemon.
+#[derive(Debug, Parser)]
+#[command(name = "scrapyd-rs", version, about, disable_version_flag = true)]
+struct Cli {
+    /// Read this configuration file after the standard ones (may be repeated).
+    #[arg(long = "config", value_name = "FILE")]
+    config: Vec<PathBuf>,
+    /// Write the daemon's pid to this file while it runs (stock writes twistd.pid by default;
+    /// several instances share a directory here, so only an explicit file is written).
+    #[arg(long, value_name = "FILE")]
+    pidfile: Option<PathBuf>,
+    /// Write the daemon's own log to this file instead of standard error (`-` for stdout).
+    #[arg(short = 'l', long, value_name = "FILE")]
+    logfile: Option<PathBuf>,
+    /// Accepted for compatibility: the daemon never forks into the background.
+    #[arg(short = 'n', long)]
+    nodaemon: bool,
+    /// Print the version and exit.
+    #[arg(short = 'v', long = "version")]
+    version: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.version {
+        println!("scrapyd-rs {} (Scrapyd 1.6.0 compatible)", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    if let Err(err) = init_logging(cli.logfile.as_deref()) {
+        eprintln!("scrapyd-rs: cannot open the log file: {err}");
+        return ExitCode::FAILURE;
+    }
+    let config = match config::load(&Sources::from_process(cli.config.clone())) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("scrapyd-rs: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("scrapyd-rs: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config, cli.pidfile)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            eprintln!("scrapyd-rs: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: scrapyd_rs::Config, pidfile: Option<PathBuf>) -> std::io::Result<()> {
+    let listeners = scrapyd_rs::bind(&config).await?;
+    if let Some(listener) = &listeners.tcp {
+        tracing::info!("Scrapyd web console available at http://{}/", listener.local_addr()?);
+    }
+    if let Some(path) = &config.unix_socket_path {
+        tracing::info!("Scrapyd web console available at http+unix://{}", path.display());
+    }
+    match config.auth() {
+        Some(_) => tracing::info!("Basic authentication enabled"),
+        None => tracing::info!("Basic authentication disabled as either `username` or `password` is unset"),
+    }
+    if let Some(path) = &pidfile {
+        std::fs::write(path, format!("{}\n", std::process::id()))?;
+    }
+    let socket = config.unix_socket_path.clone();
+    let result = scrapyd_rs::run(config, listeners, shutdown_signal()).await;
+    if let Some(path) = socket {
+        let _ = std::fs::remove_file(path);
+    }
+    if let Some(path) = pidfile {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop the daemon with SIGKILL");
+        return std::future::pending().await;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!("Received {name}, shutting down.");
+}
+
+fn init_logging(logfile: Option<&std::path::Path>) -> std::io::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Under systemd the journal adds its own timestamps.
+    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    match logfile {
+        Some(path) if path.as_os_str() == "-" => builder.with_writer(std::io::stdout).init(),
+        Some(path) => {
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+            builder.with_ansi(false).with_writer(std::sync::Mutex::new(file)).init();
+        }
+        None if journal => builder.without_time().with_ansi(false).with_writer(std::io::stderr).init(),
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+    Ok(())
+}
