@@ -233,22 +233,10 @@ fn settings_projects_are_listed_and_listable_without_eggs() {
     // A `[settings]` project: Scrapy finds it through the scrapy.cfg in the working directory.
     let dir = tempfile::tempdir().unwrap();
     let project = python::fixtures_dir().join("printing");
-    copy_tree(&project, dir.path());
+    crate::helper::copy_dir(&project, dir.path());
     let daemon = Daemon::start_in(dir, "");
     assert_eq!(daemon.get("/listprojects.json").ok()["projects"], json!(["default"]));
     assert_eq!(daemon.get("/listversions.json?project=default").ok()["versions"], json!([]));
     let spiders = daemon.get("/listspiders.json?project=default").ok();
     assert!(spiders["spiders"].as_array().unwrap().contains(&json!("quiet")), "{spiders}");
-}
-
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::helper::python;
+use crate::helper::{self, python};
 
 /// The runner exactly as the daemon embeds it.
 const RUNNER_SOURCE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/runner/scrapyd_rs_runner.py"));
@@ -152,7 +152,7 @@ fn list_counts_lines_printed_at_import_as_spiders() {
 #[test]
 fn list_without_egg_uses_the_scrapy_cfg_of_the_working_directory() {
     let sandbox = Sandbox::new();
-    copy_dir(&python::fixtures_dir().join("utf8names"), &sandbox.cwd());
+    helper::copy_dir(&python::fixtures_dir().join("utf8names"), &sandbox.cwd());
     let out = output(sandbox.command(&python::python(), "default", None, &["list"]));
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     assert_eq!(stdout_lines(&out), ["araña1", "araña2"]);
@@ -284,7 +284,7 @@ fn sigint_stops_a_crawl_gracefully_and_the_result_says_so() {
     let mut runner = spawn(&mut command);
     wait_for_text(&log, "sleeper: sleeping for 60.0 seconds", &mut runner);
 
-    send_signal(runner.id(), Signal::Int);
+    helper::send_signal(runner.id(), helper::SIGINT);
     let status = wait_with_deadline(&mut runner);
     assert_eq!(status.code(), Some(0), "log: {}", fs::read_to_string(&log).unwrap_or_default());
     let result = sandbox.result();
@@ -302,7 +302,7 @@ fn sigkill_of_the_crawl_process_is_recorded_as_signal_9() {
     wait_for_text(&log, "stubborn: sleeping for 60.0 seconds", &mut runner);
 
     let crawl = child_of(runner.id());
-    send_signal(crawl, Signal::Kill);
+    helper::send_signal(crawl, helper::SIGKILL);
     let status = wait_with_deadline(&mut runner);
     assert_eq!(status.signal(), Some(9), "the runner dies of the crawl's signal");
     let result = sandbox.result();
@@ -366,33 +366,4 @@ fn parent_of(pid: u32) -> io::Result<u32> {
     // The command name is in parentheses and may contain spaces: skip past it.
     let after_name = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or_default();
     after_name.split(' ').nth(1).and_then(|ppid| ppid.parse().ok()).ok_or_else(|| io::Error::other("malformed stat"))
-}
-
-#[derive(Clone, Copy)]
-enum Signal {
-    Int = 2,
-    Kill = 9,
-}
-
-fn send_signal(pid: u32, signal: Signal) {
-    unsafe extern "C" {
-        fn kill(pid: i32, sig: i32) -> i32;
-    }
-    let pid = i32::try_from(pid).expect("pid fits in pid_t");
-    // SAFETY: kill(2) only reads its two integer arguments.
-    let rc = unsafe { kill(pid, signal as i32) };
-    assert_eq!(rc, 0, "kill({pid}, {}): {}", signal as i32, io::Error::last_os_error());
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in fs::read_dir(from).expect("read a fixture directory") {
-        let entry = entry.expect("read a fixture directory");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("stat a fixture file").is_dir() {
-            fs::create_dir_all(&target).expect("create a directory");
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).expect("copy a fixture file");
-        }
-    }
 }

@@ -8,4 +8,5 @@ mod helper;
 
 mod api_eggs;
 mod api_errors;
+mod cli;
 mod runner;

@@ -1,0 +1,138 @@
+//! The `scrapyd-rs` binary itself: its flags, configuration errors, the Unix socket, the
+//! environment overrides and a clean stop on SIGTERM.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_scrapyd-rs");
+
+/// The binary run in `dir` with no system-wide configuration leaking in from `$HOME`.
+fn command(dir: &Path) -> Command {
+    let mut command = Command::new(BINARY);
+    command.current_dir(dir).env("HOME", dir).env_remove("RUST_LOG");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("SCRAPYD_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// Waits for the child to exit, killing it after `timeout`.
+fn wait_exit(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One GET over a Unix socket, retried until the daemon listens or `timeout` passes.
+fn get_unix(socket: &Path, path: &str, timeout: Duration) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(mut stream) = UnixStream::connect(socket) {
+            let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+            stream.write_all(request.as_bytes()).ok()?;
+            let mut reply = String::new();
+            stream.read_to_string(&mut reply).ok()?;
+            return Some(reply);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn version_flag_prints_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = command(dir.path()).arg("--version").output().unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.starts_with("scrapyd-rs ") && text.contains("Scrapyd 1.6.0"), "{text}");
+}
+
+#[test]
+fn a_bad_config_stops_the_start_naming_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[scrapyd]\nhttp_port = 68o0\n", "line 2", "http_port"),
+        ("[scrapyd]\nbind_address = 127.0.0.1\nthis line has no delimiter\n", "line 3", ""),
+        ("[scrapyd]\n\nusername = a:b\npassword = x\n", "line 3", "illegal character ':'"),
+    ];
+    for (text, line, what) in cases {
+        std::fs::write(dir.path().join("scrapyd.conf"), text).unwrap();
+        let output = command(dir.path()).stdin(Stdio::null()).output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{text}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("scrapyd.conf") && stderr.contains(line) && stderr.contains(what),
+            "{text} => {stderr}"
+        );
+    }
+    let output = command(dir.path()).args(["--config", "missing.conf"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("missing.conf"));
+}
+
+#[test]
+fn serves_on_a_unix_socket_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("scrapyd.sock");
+    std::fs::write(dir.path().join("scrapyd.conf"), "[scrapyd]\nhttp_port = 0\nnode_name = socketnode\n").unwrap();
+    let mut child = command(dir.path())
+        .env("SCRAPYD_UNIX_SOCKET_PATH", &socket)
+        .args(["-n", "--pidfile", "daemon.pid"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let reply = get_unix(&socket, "/daemonstatus.json", Duration::from_secs(20)).expect("daemon answers on the socket");
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.ends_with("\"node_name\": \"socketnode\"}\n"), "{reply}");
+    let pid = std::fs::read_to_string(dir.path().join("daemon.pid")).unwrap();
+    assert_eq!(pid.trim(), child.id().to_string());
+
+    crate::helper::send_signal(child.id(), crate::helper::SIGTERM);
+    let status = wait_exit(&mut child, Duration::from_secs(20)).expect("stops after SIGTERM");
+    assert!(status.success(), "{status:?}");
+    assert!(!socket.exists(), "the socket is removed at shutdown");
+    assert!(!dir.path().join("daemon.pid").exists(), "the pid file is removed at shutdown");
+}
+
+#[test]
+fn environment_overrides_beat_the_config_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let free_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    std::fs::write(dir.path().join("scrapyd.conf"), "[scrapyd]\nhttp_port = 1\nnode_name = envnode\n").unwrap();
+    let mut child = command(dir.path())
+        .env("SCRAPYD_HTTP_PORT", free_port.to_string())
+        .env("SCRAPYD_USERNAME", "")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let reply = loop {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", free_port)) {
+            stream.write_all(b"GET /daemonstatus.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+            let mut reply = String::new();
+            stream.read_to_string(&mut reply).unwrap();
+            break reply;
+        }
+        assert!(Instant::now() < deadline, "the daemon listens on the port from SCRAPYD_HTTP_PORT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(reply.contains("\"node_name\": \"envnode\""), "{reply}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
