@@ -10,6 +10,10 @@ use crate::eggs::spiders::{EggIdentity, SpiderCache};
 use crate::eggs::{EggStore, StoredEgg};
 use crate::http::auth::Credentials;
 use crate::runner::Runner;
+use crate::spool::Spool;
+use crate::spool::finished::FinishedLog;
+use crate::spool::index::JobIndex;
+use crate::supervisor::SupervisorHandle;
 use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
@@ -27,11 +31,15 @@ pub struct App {
     pub upload_dir: PathBuf,
     /// Basic-auth credentials, when both `username` and `password` are set.
     pub credentials: Option<Credentials>,
+    /// Every job's state, mirrored from the spool.
+    pub index: JobIndex,
+    /// Where handlers send what the supervisor should do.
+    pub supervisor: SupervisorHandle,
 }
 
 impl App {
-    /// Prepares the stores and writes the runner module out.
-    pub fn new(config: Config) -> io::Result<App> {
+    /// Prepares the stores, loads the job index and writes the runner module out.
+    pub fn new(config: Config, supervisor: SupervisorHandle) -> io::Result<App> {
         let runner = Runner::install(&config.python, &config.runner, &config.spool_dir, &config.base_dir)?;
         let mut services = HashMap::new();
         for (name, class_path) in &config.services {
@@ -45,7 +53,12 @@ impl App {
             }
         }
         std::fs::create_dir_all(crate::http::params::upload_dir(&config.spool_dir))?;
+        let spool = Spool::new(&config.spool_dir);
+        std::fs::create_dir_all(spool.projects_dir())?;
+        let index = JobIndex::load(spool, FinishedLog::new(&config.spool_dir))?;
         Ok(App {
+            index,
+            supervisor,
             credentials: config.auth().map(|(user, password)| Credentials::new(&user, &password)),
             eggs: EggStore::new(config.eggs_dir.clone()),
             spiders: SpiderCache::new(config.spool_dir.join("spiders")),

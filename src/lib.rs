@@ -11,6 +11,8 @@
 //! - [`web`]: the HTML pages.
 //! - [`eggs`]: egg storage, version order, the spider-list cache.
 //! - [`runner`]: the embedded Python runner and how it is started.
+//! - [`spool`]: jobs as files (pending, running, finished) and their in-memory index.
+//! - [`supervisor`]: the one owner of crawl processes.
 //! - [`app`]: the shared state handed to every request.
 //!
 //! [`run`] is the daemon: it takes a configuration, already-bound listeners and a shutdown
@@ -23,7 +25,10 @@ pub mod eggs;
 pub mod fsutil;
 pub mod http;
 pub mod json;
+pub mod links;
 pub mod runner;
+pub mod spool;
+pub mod supervisor;
 pub mod web;
 
 pub use config::Config;
@@ -33,10 +38,30 @@ use std::future::Future;
 use std::io;
 use std::sync::Arc;
 
-/// Runs the daemon on `listeners` until `shutdown` completes.
+/// Runs the daemon on `listeners` until `shutdown` completes: the HTTP server, the supervisor
+/// and the spool watcher. Crawls still running at shutdown keep running.
 pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-    let app = Arc::new(app::App::new(config)?);
+    let (handle, inbox) = supervisor::SupervisorHandle::new();
+    let app = Arc::new(app::App::new(config, handle)?);
+    let watcher = match spool::watch::watch_projects(app.index.spool().projects_dir()) {
+        Ok((watcher, changes)) => Some((watcher, changes)),
+        Err(err) => {
+            tracing::warn!("not watching the spool ({err}); relying on the rescan every poll_interval");
+            None
+        }
+    };
+    let (watcher, changes) = match watcher {
+        Some((watcher, changes)) => (Some(watcher), Some(changes)),
+        None => (None, None),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let supervisor = tokio::spawn(supervisor::run(app.clone(), inbox, changes, async {
+        let _ = stopped.await;
+    }));
     http::serve(app, listeners, shutdown).await;
+    let _ = stop.send(());
+    let _ = supervisor.await;
+    drop(watcher);
     Ok(())
 }
 

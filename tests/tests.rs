@@ -9,4 +9,6 @@ mod helper;
 mod api_eggs;
 mod api_errors;
 mod cli;
+mod clients;
+mod differential;
 mod runner;

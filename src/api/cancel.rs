@@ -1,19 +1,36 @@
-//! `cancel.json`: cancels a pending or running job.
+//! `cancel.json`: removes a pending job, or signals a running one.
+//!
+//! As in stock, the pending removal happens first and stands even when the signal then turns out
+//! to be invalid; the signal is only checked when a running job matches. A second cancel of a
+//! running job (or `cancel_grace` after the first) kills its whole process group.
 
 use super::{ApiError, ApiResult, fields, optional_text, required_text};
-use crate::app::App;
+use crate::app::{App, blocking};
 use crate::http::params::Params;
-use serde_json::Value;
+use crate::supervisor::process::parse_signal;
+use serde_json::json;
 
 pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
     let project = required_text(params, "project")?;
-    let _job = required_text(params, "job")?;
-    let _signal = optional_text(params, "signal")?;
+    let job = required_text(params, "job")?;
+    let signal = optional_text(params, "signal")?.unwrap_or_else(|| "INT".into());
     if !app.project_exists(&project).await {
         return Err(ApiError::project_not_found(&project));
     }
-    // No job has been accepted yet: the spool and the supervisor come with the jobs issue.
+    let mut prevstate = None;
+    let spool = app.index.spool().clone();
+    let (p, j) = (project.clone(), job.clone());
+    if blocking(move || spool.remove_pending(&p, &j)).await? {
+        app.index.remove_pending(&project, &job);
+        prevstate = Some("pending");
+    }
+    if app.index.running(&project, &job).is_some() {
+        let signal = parse_signal(&signal).map_err(|(class, text)| ApiError::exception(class, text))?;
+        if app.supervisor.cancel(&project, &job, signal).await {
+            prevstate = Some("running");
+        }
+    }
     let mut out = fields();
-    out.insert("prevstate".into(), Value::Null);
+    out.insert("prevstate".into(), json!(prevstate));
     Ok(out)
 }

@@ -1,15 +1,15 @@
-//! `daemonstatus.json`: the job counts of this node.
+//! `daemonstatus.json`: pending, running and finished job counts, from the in-memory index.
 
 use super::{ApiResult, fields};
 use crate::app::App;
 use crate::http::params::Params;
 use serde_json::json;
 
-pub async fn handle(_app: &App, _params: &mut Params) -> ApiResult {
-    // No job has been accepted yet: the spool and the supervisor come with the jobs issue.
+pub async fn handle(app: &App, _params: &mut Params) -> ApiResult {
+    let (pending, running, finished) = app.index.counts();
     let mut out = fields();
-    out.insert("pending".into(), json!(0));
-    out.insert("running".into(), json!(0));
-    out.insert("finished".into(), json!(0));
+    out.insert("pending".into(), json!(pending));
+    out.insert("running".into(), json!(running));
+    out.insert("finished".into(), json!(finished));
     Ok(out)
 }

@@ -1,7 +1,10 @@
 //! `schedule.json`: validates a crawl request as stock does.
 
-use super::{ApiError, ApiResult, optional_text, required_text};
-use crate::app::App;
+use super::{ApiError, ApiResult, fields, optional_text, required_text};
+use crate::app::{App, blocking};
+use crate::spool::records::{PendingJob, now_ns};
+use crate::spool::{EnqueueError, check_job_id};
+use serde_json::json;
 use crate::config::py_float;
 use crate::http::params::{Params, Value, python_bytes_repr};
 use indexmap::IndexMap;
@@ -23,11 +26,32 @@ pub struct ScheduleRequest {
 
 pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
     let request = parse(app, params).await?;
-    tracing::debug!(?request, "validated a schedule request");
-    Err(ApiError::exception(
-        "NotImplementedError",
-        "this scrapyd-rs build validates schedule requests but does not run crawls yet",
-    ))
+    // Stock accepts any job id and then loses the job when it builds the log path; we refuse a
+    // job id that cannot name files, after all of stock's own checks.
+    check_job_id(&request.jobid).map_err(|reason| ApiError::invalid("jobid", reason))?;
+    let job = PendingJob {
+        id: request.jobid,
+        project: request.project,
+        spider: request.spider,
+        version: request.version,
+        settings: request.settings,
+        args: request.args,
+        priority: request.priority,
+        enqueued_ns: now_ns(),
+        node: app.node_name().to_string(),
+    };
+    let spool = app.index.spool().clone();
+    let written = job.clone();
+    blocking(move || spool.enqueue(&written)).await.map_err(|err| match err {
+        EnqueueError::Duplicate { .. } => ApiError::invalid("jobid", err),
+        EnqueueError::Io(err) => ApiError::from(err),
+    })?;
+    let jobid = job.id.clone();
+    app.index.add_pending(job);
+    app.supervisor.wake();
+    let mut out = fields();
+    out.insert("jobid".into(), json!(jobid));
+    Ok(out)
 }
 
 /// Reads and validates the parameters in stock's order.
@@ -54,6 +78,10 @@ pub async fn parse(app: &App, params: &mut Params) -> Result<ScheduleRequest, Ap
     let spiders = app.spiders(&project, version.as_deref()).await?;
     if !spiders.contains(&spider) {
         return Err(ApiError::message(format!("spider '{spider}' not found")));
+    }
+    if spider.contains(['/', '\\', '\0']) || spider == ".." {
+        // A spider name is a directory of the logs; stock would lose the job at launch.
+        return Err(ApiError::exception("DirectoryTraversalError", format!("{project}/{spider}/{jobid}.log")));
     }
 
     let mut args = IndexMap::new();

@@ -3,18 +3,18 @@
 use super::{ApiError, ApiResult, fields, optional_text, required_text};
 use crate::app::App;
 use crate::http::params::Params;
-use serde_json::Value;
+use serde_json::json;
 
 pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
-    let _job = required_text(params, "job")?;
+    let job = required_text(params, "job")?;
     let project = optional_text(params, "project")?;
-    if let Some(project) = project
-        && !app.project_exists(&project).await
+    if let Some(project) = &project
+        && !app.project_exists(project).await
     {
-        return Err(ApiError::project_not_found(&project));
+        return Err(ApiError::project_not_found(project));
     }
-    // No job has been accepted yet: the spool and the supervisor come with the jobs issue.
+    let state = app.index.state_of(project.as_deref(), &job);
     let mut out = fields();
-    out.insert("currstate".into(), Value::Null);
+    out.insert("currstate".into(), json!(state.map(|s| s.as_str())));
     Ok(out)
 }

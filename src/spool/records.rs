@@ -1,0 +1,188 @@
+//! What the spool stores about a job at each stage, and how pending jobs are ordered.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+
+/// A job waiting for a slot: everything `schedule.json` accepted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingJob {
+    pub id: String,
+    pub project: String,
+    pub spider: String,
+    /// `_version` as given (even blank), or `None` when absent.
+    pub version: Option<String>,
+    /// Scrapy settings, in request order.
+    pub settings: IndexMap<String, String>,
+    /// Spider arguments, in request order.
+    pub args: IndexMap<String, String>,
+    /// Stock parses `priority` as a float; NaN sorts last.
+    pub priority: f64,
+    /// When it was scheduled, in nanoseconds since the Unix epoch: the tie-break after priority.
+    pub enqueued_ns: u64,
+    /// Who accepted it (`node_name`).
+    pub node: String,
+}
+
+impl PendingJob {
+    /// The dispatch order key: higher priority first, then older first.
+    pub fn order(&self) -> PendingOrder {
+        PendingOrder {
+            priority: OrderedPriority(self.priority),
+            enqueued_ns: self.enqueued_ns,
+            project: self.project.clone(),
+            id: self.id.clone(),
+        }
+    }
+}
+
+/// Orders pending jobs as they are dispatched: by priority (highest first, NaN last), then by age
+/// (oldest first), then by project and id so the order is total.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PendingOrder {
+    pub priority: OrderedPriority,
+    pub enqueued_ns: u64,
+    pub project: String,
+    pub id: String,
+}
+
+/// A priority that sorts highest first, with NaN after every number.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderedPriority(pub f64);
+
+impl Ord for OrderedPriority {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self.0.is_nan(), other.0.is_nan()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            (false, false) => other.0.total_cmp(&self.0),
+        }
+    }
+}
+
+impl PartialOrd for OrderedPriority {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for OrderedPriority {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for OrderedPriority {}
+
+/// A claimed job: the pending record plus what its process is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunningJob {
+    #[serde(flatten)]
+    pub job: PendingJob,
+    /// The node that claimed it and supervises its process. Empty in the moment between the
+    /// claim (which moves the pending record into `running/` as it is) and the first write.
+    #[serde(default)]
+    pub owner: String,
+    /// Local start time as the API shows it (`YYYY-MM-DD HH:MM:SS.ffffff`).
+    #[serde(default)]
+    pub start_time: String,
+    /// `None` between the claim and the spawn.
+    pub pid: Option<u32>,
+    /// The process's start time in clock ticks since boot (`/proc/<pid>/stat` field 22), so a
+    /// reused pid is never mistaken for the crawl.
+    pub pid_start_ticks: Option<u64>,
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The crawl exited with status 0.
+    Finished,
+    /// The crawl exited with a non-zero status or died from a signal nobody asked for.
+    Failed,
+    /// The crawl ended after `cancel.json`.
+    Cancelled,
+    /// The crawl's process could not be started.
+    FailedToStart,
+    /// The daemon lost track of the crawl (it stopped while the crawl started, or the crawl ended
+    /// while no daemon watched it and left no exit status).
+    Lost,
+}
+
+/// A job that ended: stock's fields plus how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinishedJob {
+    pub id: String,
+    pub project: String,
+    pub spider: String,
+    pub version: Option<String>,
+    pub start_time: String,
+    pub end_time: String,
+    pub outcome: Outcome,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    /// Why the job failed to start or was lost, for people reading `listjobs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The node that ran it.
+    pub node: String,
+    pub pid: Option<u32>,
+    /// Scrapy's stats at spider close, as the runner recorded them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<serde_json::Value>,
+}
+
+/// Local time as the API shows it: `YYYY-MM-DD HH:MM:SS.ffffff`, always with microseconds (stock
+/// drops the fraction when it is zero, which breaks clients that parse it with `%f`).
+pub fn local_time(time: chrono::DateTime<chrono::Local>) -> String {
+    time.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}
+
+/// Nanoseconds since the Unix epoch (a `u64` lasts until 2554).
+pub fn now_ns() -> u64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(priority: f64, enqueued_ns: u64, id: &str) -> PendingJob {
+        PendingJob {
+            id: id.into(),
+            project: "p".into(),
+            spider: "s".into(),
+            version: None,
+            settings: IndexMap::new(),
+            args: IndexMap::new(),
+            priority,
+            enqueued_ns,
+            node: "n".into(),
+        }
+    }
+
+    #[test]
+    fn pending_jobs_sort_by_priority_then_age() {
+        let mut jobs = [
+            job(0.0, 3, "c"),
+            job(f64::NAN, 0, "nan"),
+            job(5.0, 9, "high"),
+            job(0.0, 1, "a"),
+            job(-1.0, 0, "low"),
+            job(f64::INFINITY, 10, "inf"),
+        ];
+        jobs.sort_by_key(PendingJob::order);
+        let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+        assert_eq!(ids, ["inf", "high", "a", "c", "low", "nan"]);
+    }
+
+    #[test]
+    fn times_always_carry_microseconds() {
+        use chrono::TimeZone;
+        let time = chrono::Local.with_ymd_and_hms(2026, 11, 24, 10, 14, 3).unwrap();
+        assert_eq!(local_time(time), "2026-11-24 10:14:03.000000");
+    }
+}

@@ -1,0 +1,509 @@
+//! The supervisor: the one owner of crawl processes.
+//!
+//! HTTP handlers only write spool files and send messages here. This task claims pending jobs
+//! into free slots (best priority first, across every project), starts each crawl in its own
+//! process group with its output going straight to its log file, notices when it ends, records
+//! how, and frees the slot at once. It wakes when a job is scheduled or a file in the spool
+//! changes, and rescans every `poll_interval` in case the filesystem delivers no events.
+//!
+//! Crawls outlive the daemon: stopping it leaves them running, and the next start (this
+//! instance or another sharing the directory) re-adopts the ones still alive, checking each
+//! pid against its recorded start time, and records the others from the exit status the runner
+//! wrote, or as lost.
+
+pub mod launch;
+pub mod process;
+
+use crate::app::{App, blocking};
+use crate::eggs::StoredEgg;
+use crate::spool::index::JobKey;
+use crate::spool::records::{FinishedJob, Outcome, PendingJob, RunningJob, local_time};
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::future::Future;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::Instant;
+
+/// A request to the supervisor.
+#[derive(Debug)]
+enum Command {
+    /// Signal a running crawl; the reply says whether this instance runs it.
+    Cancel { project: String, id: String, signal: i32, reply: oneshot::Sender<bool> },
+}
+
+/// How handlers reach the supervisor.
+#[derive(Debug, Clone)]
+pub struct SupervisorHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    wake: Arc<Notify>,
+}
+
+/// The supervisor's ends of the handle's channels.
+#[derive(Debug)]
+pub struct SupervisorInbox {
+    commands: mpsc::UnboundedReceiver<Command>,
+    wake: Arc<Notify>,
+}
+
+impl SupervisorHandle {
+    pub fn new() -> (SupervisorHandle, SupervisorInbox) {
+        let (commands, inbox) = mpsc::unbounded_channel();
+        let wake = Arc::new(Notify::new());
+        (SupervisorHandle { commands, wake: wake.clone() }, SupervisorInbox { commands: inbox, wake })
+    }
+
+    /// Something changed (a job was scheduled): look for work now rather than at the next rescan.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Signals a crawl this instance runs; `false` when it runs no such crawl.
+    pub async fn cancel(&self, project: &str, id: &str, signal: i32) -> bool {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Cancel { project: project.into(), id: id.into(), signal, reply };
+        self.commands.send(command).is_ok() && answer.await.unwrap_or(false)
+    }
+}
+
+/// How a crawl process ended, as its parent (or a watcher of its pid) saw it.
+#[derive(Debug)]
+struct Ended {
+    key: JobKey,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+}
+
+/// A crawl this instance supervises.
+#[derive(Debug)]
+struct Crawl {
+    record: RunningJob,
+    pid: u32,
+    /// Held for the crawl's life: other instances see the crawl is supervised.
+    _lock: File,
+    /// Set once `cancel.json` asked for it: when to escalate to SIGKILL of the group.
+    cancel_deadline: Option<Instant>,
+    killed: bool,
+}
+
+struct Supervisor {
+    app: Arc<App>,
+    crawls: HashMap<JobKey, Crawl>,
+    ended_tx: mpsc::UnboundedSender<Ended>,
+}
+
+/// Runs the supervisor until `shutdown` completes. Running crawls are left running.
+///
+/// `changes` names projects whose spool files changed (from the filesystem watcher, if any).
+pub async fn run(
+    app: Arc<App>,
+    inbox: SupervisorInbox,
+    mut changes: Option<mpsc::UnboundedReceiver<String>>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let SupervisorInbox { mut commands, wake } = inbox;
+    let (ended_tx, mut ended_rx) = mpsc::unbounded_channel();
+    let mut supervisor = Supervisor { app: app.clone(), crawls: HashMap::new(), ended_tx };
+    // Crawls left by a previous run hold slots: adopt them before starting anything.
+    supervisor.adopt_orphans().await;
+    supervisor.dispatch().await;
+    let period = app.config.poll_interval.max(Duration::from_millis(100));
+    let mut rescan = tokio::time::interval_at(Instant::now() + period, period);
+    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        let deadline = supervisor.next_deadline();
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = wake.notified() => supervisor.dispatch().await,
+            _ = rescan.tick() => {
+                let index = app.clone();
+                if let Err(err) = blocking(move || index.index.rescan_all()).await {
+                    tracing::warn!("rescanning the spool failed: {err}");
+                }
+                supervisor.adopt_orphans().await;
+                supervisor.dispatch().await;
+            }
+            Some(project) = next_change(&mut changes) => {
+                supervisor.catch_up(project, &mut changes).await;
+                supervisor.dispatch().await;
+            }
+            Some(command) = commands.recv() => supervisor.handle(command),
+            Some(ended) = ended_rx.recv() => {
+                supervisor.finish(ended).await;
+                supervisor.dispatch().await;
+            }
+            () = sleep_until(deadline) => supervisor.escalate(),
+        }
+    }
+    tracing::info!(crawls = supervisor.crawls.len(), "supervisor stopped; running crawls continue");
+}
+
+async fn next_change(changes: &mut Option<mpsc::UnboundedReceiver<String>>) -> Option<String> {
+    match changes {
+        Some(changes) => changes.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Supervisor {
+    fn max_processes(&self) -> usize {
+        self.app.config.max_processes()
+    }
+
+    /// Re-lists the projects whose files changed (this one and any others already reported),
+    /// and reads new finished records.
+    async fn catch_up(&self, first: String, changes: &mut Option<mpsc::UnboundedReceiver<String>>) {
+        let mut projects = HashSet::from([first]);
+        if let Some(changes) = changes {
+            while let Ok(project) = changes.try_recv() {
+                projects.insert(project);
+            }
+        }
+        let app = self.app.clone();
+        let scanned = blocking(move || {
+            for project in &projects {
+                app.index.rescan_project(project)?;
+            }
+            app.index.refresh_finished()
+        })
+        .await;
+        if let Err(err) = scanned {
+            tracing::warn!("catching up with the spool failed: {err}");
+        }
+    }
+
+    /// Fills free slots with the best pending jobs, across all projects.
+    async fn dispatch(&mut self) {
+        let mut skip = HashSet::new();
+        while self.crawls.len() < self.max_processes() {
+            let free = self.max_processes() - self.crawls.len();
+            let candidates = self.app.index.next_pending(&skip, free);
+            if candidates.is_empty() {
+                return;
+            }
+            for job in candidates {
+                if self.crawls.len() >= self.max_processes() {
+                    return;
+                }
+                let (project, id) = (job.project.clone(), job.id.clone());
+                let spool = self.app.index.spool().clone();
+                let claimed = blocking(move || spool.claim(&project, &id)).await;
+                match claimed {
+                    Ok(Some(claim)) => {
+                        self.app.index.remove_pending(&job.project, &job.id);
+                        self.start(claim.job, claim.lock).await;
+                    }
+                    // Another instance claimed it first.
+                    Ok(None) => {
+                        self.app.index.remove_pending(&job.project, &job.id);
+                    }
+                    Err(err) => {
+                        tracing::error!(project = job.project, job = job.id, "cannot claim the job: {err}");
+                        skip.insert((job.project.clone(), job.id.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts a claimed job. Whatever goes wrong, the job ends in `finished` and the slot is free.
+    async fn start(&mut self, job: PendingJob, lock: File) {
+        let mut record = RunningJob {
+            job,
+            owner: self.app.node_name().to_string(),
+            start_time: local_time(chrono::Local::now()),
+            pid: None,
+            pid_start_ticks: None,
+        };
+        if let Err(err) = self.save_running(&record).await {
+            tracing::error!(job = record.job.id, "cannot record the claim: {err}");
+        }
+        let child = match self.spawn(&record).await {
+            Ok(child) => child,
+            Err(reason) => {
+                tracing::error!(project = record.job.project, job = record.job.id, "cannot start the crawl: {reason}");
+                self.record_end(&record, Outcome::FailedToStart, None, None, Some(reason), None).await;
+                return;
+            }
+        };
+        let pid = child.id().unwrap_or(0);
+        record.pid = Some(pid);
+        record.pid_start_ticks = process::start_ticks(pid);
+        if let Err(err) = self.save_running(&record).await {
+            tracing::error!(job = record.job.id, "cannot record the crawl's pid: {err}");
+        }
+        tracing::info!(
+            project = record.job.project,
+            spider = record.job.spider,
+            job = record.job.id,
+            pid,
+            "Process started"
+        );
+        let key = (record.job.project.clone(), record.job.id.clone());
+        self.watch_child(key.clone(), child);
+        self.crawls.insert(key, Crawl { record, pid, _lock: lock, cancel_deadline: None, killed: false });
+    }
+
+    async fn save_running(&self, record: &RunningJob) -> std::io::Result<()> {
+        let spool = self.app.index.spool().clone();
+        let copy = record.clone();
+        blocking(move || spool.write_running(&copy)).await?;
+        self.app.index.set_running(record.clone());
+        Ok(())
+    }
+
+    /// Resolves the egg, prepares the files and starts the runner.
+    async fn spawn(&self, record: &RunningJob) -> Result<tokio::process::Child, String> {
+        let job = &record.job;
+        let egg: Option<StoredEgg> = match self.app.egg(&job.project, job.version.as_deref()).await {
+            Ok(Some(egg)) => Some(egg),
+            Ok(None) if self.app.settings_module(&job.project).is_some() => None,
+            Ok(None) => return Err(format!("project '{}' has no eggs", job.project)),
+            Err(err) => return Err(err.text().to_string()),
+        };
+        let app = self.app.clone();
+        let job_copy = job.clone();
+        let result_file = self.app.index.spool().result_file(&job.project, &job.id);
+        let plan = blocking(move || launch::plan(&app, &job_copy, egg.as_ref(), &result_file)).await?;
+        let mut command = plan.command;
+        let (stdout, stderr) = match &plan.log_file {
+            Some(path) => {
+                let log = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|err| format!("cannot open the log file {}: {err}", path.display()))?;
+                let copy = log.try_clone().map_err(|err| err.to_string())?;
+                (Stdio::from(log), Stdio::from(copy))
+            }
+            None => (Stdio::null(), Stdio::null()),
+        };
+        command.stdin(Stdio::null()).stdout(stdout).stderr(stderr).process_group(0);
+        let mut command = tokio::process::Command::from(command);
+        command.kill_on_drop(false);
+        command.spawn().map_err(|err| format!("cannot run the Python interpreter `{}`: {err}", self.app.runner.python()))
+    }
+
+    /// Waits for our own child in a task of its own, and reports its end.
+    fn watch_child(&self, key: JobKey, mut child: tokio::process::Child) {
+        let ended = self.ended_tx.clone();
+        tokio::spawn(async move {
+            let (exit_code, signal) = match child.wait().await {
+                Ok(status) => (status.code(), status.signal()),
+                Err(err) => {
+                    tracing::error!("waiting for a crawl failed: {err}");
+                    (None, None)
+                }
+            };
+            let _ = ended.send(Ended { key, exit_code, signal });
+        });
+    }
+
+    /// Watches a crawl that is not our child (re-adopted) until its pid is gone.
+    fn watch_adopted(&self, key: JobKey, pid: u32, ticks: u64) {
+        let ended = self.ended_tx.clone();
+        tokio::spawn(async move {
+            while process::is_alive(pid, ticks) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let _ = ended.send(Ended { key, exit_code: None, signal: None });
+        });
+    }
+
+    /// Records how a crawl ended and frees its slot.
+    async fn finish(&mut self, ended: Ended) {
+        let Some(crawl) = self.crawls.remove(&ended.key) else { return };
+        let result = self.read_result(&crawl.record.job).await;
+        // The runner saw the Scrapy process's own status; prefer it to the runner's.
+        let (exit_code, signal, stats) = match result {
+            Some(result) => (result.exit_code, result.signal, result.stats),
+            None => (ended.exit_code, ended.signal, None),
+        };
+        let outcome = if crawl.cancel_deadline.is_some() {
+            Outcome::Cancelled
+        } else if exit_code == Some(0) {
+            Outcome::Finished
+        } else if exit_code.is_none() && signal.is_none() {
+            Outcome::Lost
+        } else {
+            Outcome::Failed
+        };
+        let reason = (outcome == Outcome::Lost)
+            .then(|| "the crawl ended while no daemon was its parent, and left no exit status".to_string());
+        tracing::info!(
+            project = crawl.record.job.project,
+            job = crawl.record.job.id,
+            pid = crawl.pid,
+            ?exit_code,
+            ?signal,
+            ?outcome,
+            "Process finished"
+        );
+        self.record_end(&crawl.record, outcome, exit_code, signal, reason, stats).await;
+    }
+
+    async fn read_result(&self, job: &PendingJob) -> Option<RunResult> {
+        let path = self.app.index.spool().result_file(&job.project, &job.id);
+        blocking(move || read_result_file(&path)).await
+    }
+
+    /// Appends the finished record and removes the running one.
+    async fn record_end(
+        &self,
+        record: &RunningJob,
+        outcome: Outcome,
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+        reason: Option<String>,
+        stats: Option<serde_json::Value>,
+    ) {
+        let job = &record.job;
+        let finished = FinishedJob {
+            id: job.id.clone(),
+            project: job.project.clone(),
+            spider: job.spider.clone(),
+            version: job.version.clone(),
+            start_time: record.start_time.clone(),
+            end_time: local_time(chrono::Local::now()),
+            outcome,
+            exit_code,
+            signal,
+            reason,
+            node: self.app.node_name().to_string(),
+            pid: record.pid,
+            stats,
+        };
+        let app = self.app.clone();
+        let (project, id) = (job.project.clone(), job.id.clone());
+        let saved = blocking(move || {
+            let known = app.index.counts().2;
+            app.index.log().append(&finished, app.config.finished_to_keep, known)?;
+            app.index.spool().remove_running(&project, &id)?;
+            app.index.refresh_finished()
+        })
+        .await;
+        if let Err(err) = saved {
+            tracing::error!(project = job.project, job = job.id, "cannot record the end of the job: {err}");
+        }
+        self.app.index.remove_running(&job.project, &job.id);
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Cancel { project, id, signal, reply } => {
+                let key = (project, id);
+                let _ = reply.send(self.cancel(&key, signal));
+            }
+        }
+    }
+
+    /// Sends a cancel signal to the crawl; the second cancel of a crawl kills its whole group.
+    fn cancel(&mut self, key: &JobKey, signal: i32) -> bool {
+        let grace = self.app.config.cancel_grace;
+        let Some(crawl) = self.crawls.get_mut(key) else { return false };
+        if crawl.cancel_deadline.is_some() {
+            kill_group(crawl);
+        } else {
+            if let Err(err) = process::signal(crawl.pid, signal) {
+                tracing::warn!(pid = crawl.pid, signal, "cannot signal the crawl: {err}");
+            }
+            crawl.cancel_deadline = Some(Instant::now() + grace);
+        }
+        true
+    }
+
+    /// The earliest moment a cancelled crawl should be killed.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.crawls.values().filter(|c| !c.killed).filter_map(|c| c.cancel_deadline).min()
+    }
+
+    /// Kills the groups of cancelled crawls that outlived `cancel_grace`.
+    fn escalate(&mut self) {
+        let now = Instant::now();
+        for crawl in self.crawls.values_mut() {
+            if !crawl.killed && crawl.cancel_deadline.is_some_and(|d| d <= now) {
+                kill_group(crawl);
+            }
+        }
+    }
+
+    /// Re-adopts crawls whose supervising instance is gone, or records how they ended.
+    async fn adopt_orphans(&mut self) {
+        let snapshot = self.app.index.snapshot(None);
+        for record in snapshot.running {
+            let key = (record.job.project.clone(), record.job.id.clone());
+            if self.crawls.contains_key(&key) {
+                continue;
+            }
+            let spool = self.app.index.spool().clone();
+            let (project, id) = key.clone();
+            let lock = match blocking(move || spool.try_lock_orphan(&project, &id)).await {
+                Ok(Some(lock)) => lock,
+                Ok(None) => continue,
+                Err(err) => {
+                    tracing::warn!(job = record.job.id, "cannot check an orphaned job: {err}");
+                    continue;
+                }
+            };
+            match (record.pid, record.pid_start_ticks) {
+                (Some(pid), Some(ticks)) if process::is_alive(pid, ticks) => {
+                    tracing::info!(project = key.0, job = key.1, pid, "re-adopted a running crawl");
+                    self.watch_adopted(key.clone(), pid, ticks);
+                    let record = (*record).clone();
+                    self.crawls.insert(key, Crawl { record, pid, _lock: lock, cancel_deadline: None, killed: false });
+                }
+                _ => {
+                    let result = self.read_result(&record.job).await;
+                    let (outcome, exit_code, signal, stats, reason) = match result {
+                        Some(r) if r.exit_code == Some(0) => (Outcome::Finished, r.exit_code, r.signal, r.stats, None),
+                        Some(r) => (Outcome::Failed, r.exit_code, r.signal, r.stats, None),
+                        None if record.pid.is_none() => {
+                            (Outcome::Lost, None, None, None, Some("the daemon stopped while starting the crawl".into()))
+                        }
+                        None => (
+                            Outcome::Lost,
+                            None,
+                            None,
+                            None,
+                            Some("the crawl ended while no daemon watched it, and left no exit status".into()),
+                        ),
+                    };
+                    self.record_end(&record, outcome, exit_code, signal, reason, stats).await;
+                    drop(lock);
+                }
+            }
+        }
+    }
+}
+
+fn kill_group(crawl: &mut Crawl) {
+    if let Err(err) = process::signal_group(crawl.pid, libc::SIGKILL) {
+        tracing::warn!(pid = crawl.pid, "cannot kill the crawl's process group: {err}");
+    }
+    crawl.killed = true;
+}
+
+/// What the runner records when a crawl ends.
+#[derive(Debug, serde::Deserialize)]
+struct RunResult {
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    #[serde(default)]
+    stats: Option<serde_json::Value>,
+}
+
+fn read_result_file(path: &Path) -> Option<RunResult> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
