@@ -17,6 +17,7 @@ use crate::supervisor::SupervisorHandle;
 use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// State shared by every connection.
 #[derive(Debug)]
@@ -32,7 +33,7 @@ pub struct App {
     /// Basic-auth credentials, when both `username` and `password` are set.
     pub credentials: Option<Credentials>,
     /// Every job's state, mirrored from the spool.
-    pub index: JobIndex,
+    pub index: Arc<JobIndex>,
     /// Where handlers send what the supervisor should do.
     pub supervisor: SupervisorHandle,
 }
@@ -40,7 +41,8 @@ pub struct App {
 impl App {
     /// Prepares the stores, loads the job index and writes the runner module out.
     pub fn new(config: Config, supervisor: SupervisorHandle) -> io::Result<App> {
-        let runner = Runner::install(&config.python, &config.runner, &config.spool_dir, &config.base_dir)?;
+        let spool = Spool::new(&config.spool_dir);
+        let runner = Runner::install(&config.python, &config.runner, &spool.internal("runner"), &config.base_dir)?;
         let mut services = HashMap::new();
         for (name, class_path) in &config.services {
             match Endpoint::from_class_path(class_path) {
@@ -52,17 +54,18 @@ impl App {
                 }
             }
         }
-        std::fs::create_dir_all(crate::http::params::upload_dir(&config.spool_dir))?;
-        let spool = Spool::new(&config.spool_dir);
-        std::fs::create_dir_all(spool.projects_dir())?;
-        let index = JobIndex::load(spool, FinishedLog::new(&config.spool_dir))?;
+        let upload_dir = spool.internal("uploads");
+        std::fs::create_dir_all(&upload_dir)?;
+        let spiders = SpiderCache::new(spool.internal("spiders"));
+        let log = FinishedLog::new(&spool.internal("finished.jl"));
+        let index = Arc::new(JobIndex::load(spool, log)?);
         Ok(App {
             index,
             supervisor,
             credentials: config.auth().map(|(user, password)| Credentials::new(&user, &password)),
             eggs: EggStore::new(config.eggs_dir.clone()),
-            spiders: SpiderCache::new(config.spool_dir.join("spiders")),
-            upload_dir: crate::http::params::upload_dir(&config.spool_dir),
+            spiders,
+            upload_dir,
             runner,
             services,
             config,

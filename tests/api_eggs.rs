@@ -44,7 +44,7 @@ fn an_egg_uploads_in_all_three_forms_clients_use() {
         let stored = std::fs::read(daemon.path().join(format!("eggs/demo/{version}.egg"))).unwrap();
         assert_eq!(stored, egg, "version {version} is stored byte for byte");
     }
-    assert!(tree(&daemon.path().join("spool/tmp")).is_empty(), "no upload is left behind");
+    assert!(tree(&daemon.path().join("spool/.scrapyd-rs/uploads")).is_empty(), "no upload is left behind");
 }
 
 #[test]
@@ -110,7 +110,7 @@ fn a_broken_egg_stores_nothing_and_the_previous_version_stays_the_default() {
     assert_eq!(tree(&daemon.path().join("eggs")), before);
     assert_eq!(daemon.get("/listversions.json?project=demo").ok()["versions"], json!(["r1"]));
     assert_eq!(daemon.get("/listprojects.json").ok()["projects"], json!(["demo"]));
-    assert!(tree(&daemon.path().join("spool/tmp")).is_empty(), "staged uploads are removed");
+    assert!(tree(&daemon.path().join("spool/.scrapyd-rs/uploads")).is_empty(), "staged uploads are removed");
 }
 
 #[test]
@@ -211,7 +211,7 @@ fn deleting_versions_and_projects() {
     daemon.post_form("/delproject.json", &[("project", b"demo")]).ok();
     assert_eq!(daemon.get("/listspiders.json?project=demo").error(), "project 'demo' not found");
     assert_eq!(daemon.post_form("/delproject.json", &[("project", b"demo")]).error(), "project 'demo' not found");
-    assert!(!daemon.path().join("spool/spiders/demo").exists(), "the project's cached lists go with it");
+    assert!(!daemon.path().join("spool/.scrapyd-rs/spiders/demo").exists(), "the project's cached lists go with it");
 }
 
 #[test]

@@ -327,7 +327,7 @@ fn oversized_uploads_are_refused_and_the_daemon_keeps_serving() {
     assert_eq!(reply.status, 413, "{}", reply.text());
     assert!(!daemon.path().join("eggs").exists());
     assert_eq!(daemon.get("/daemonstatus.json").status, 200);
-    let spilled: Vec<_> = std::fs::read_dir(daemon.path().join("spool/tmp")).unwrap().collect();
+    let spilled: Vec<_> = std::fs::read_dir(daemon.path().join("spool/.scrapyd-rs/uploads")).unwrap().collect();
     assert!(spilled.is_empty(), "temporary upload files are removed: {spilled:?}");
 }
 

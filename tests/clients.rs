@@ -95,12 +95,14 @@ fn scrapyd_deploy_builds_and_uploads_the_demo_project() {
     let (stdout, stderr) = texts(&run);
     assert!(run.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains(&format!("default              {url}\n")), "{stdout}");
-    let run = output(stock_command("scrapyd-client", home.path()).args(["projects", "-t", "cli"]).current_dir(&project));
+    let run =
+        output(stock_command("scrapyd-client", home.path()).args(["projects", "-t", "cli"]).current_dir(&project));
     let (stdout, stderr) = texts(&run);
     assert!(run.status.success(), "{stdout}\n{stderr}");
     assert_eq!(stdout, "demo\n", "{stderr}");
-    let run =
-        output(stock_command("scrapyd-client", home.path()).args(["spiders", "-t", "cli", "-p", "demo"]).current_dir(&project));
+    let run = output(
+        stock_command("scrapyd-client", home.path()).args(["spiders", "-t", "cli", "-p", "demo"]).current_dir(&project),
+    );
     let (stdout, stderr) = texts(&run);
     assert!(run.status.success(), "{stdout}\n{stderr}");
     assert_eq!(stdout, "demo:\n  args\n  failing\n  follow\n  sleeper\n  stubborn\n", "{stderr}");
@@ -154,9 +156,8 @@ fn scrapyd_deploy_authenticates_with_the_deploy_section_credentials() {
 fn script_against_both(script: &str, args: &[&Path], ours: &Daemon, stock: &Stock) -> (Value, Value) {
     let home = tempfile::tempdir().expect("temp dir");
     let run = |addr: std::net::SocketAddr| {
-        let out = output(
-            stock_command("python", home.path()).arg("-c").arg(script).arg(format!("http://{addr}")).args(args),
-        );
+        let out =
+            output(stock_command("python", home.path()).arg("-c").arg(script).arg(format!("http://{addr}")).args(args));
         let (stdout, stderr) = texts(&out);
         assert!(out.status.success(), "the script failed against {addr}:\n{stdout}\n{stderr}");
         serde_json::from_str::<Value>(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n{stderr}"))

@@ -11,4 +11,5 @@ mod api_errors;
 mod cli;
 mod clients;
 mod differential;
+mod jobs;
 mod runner;

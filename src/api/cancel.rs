@@ -18,10 +18,9 @@ pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
         return Err(ApiError::project_not_found(&project));
     }
     let mut prevstate = None;
-    let spool = app.index.spool().clone();
+    let index = app.index.clone();
     let (p, j) = (project.clone(), job.clone());
-    if blocking(move || spool.remove_pending(&p, &j)).await? {
-        app.index.remove_pending(&project, &job);
+    if blocking(move || index.cancel_pending(&p, &j)).await? {
         prevstate = Some("pending");
     }
     if app.index.running(&project, &job).is_some() {

@@ -2,12 +2,13 @@
 
 use super::{ApiError, ApiResult, fields, optional_text, required_text};
 use crate::app::{App, blocking};
-use crate::spool::records::{PendingJob, now_ns};
-use crate::spool::{EnqueueError, check_job_id};
-use serde_json::json;
 use crate::config::py_float;
 use crate::http::params::{Params, Value, python_bytes_repr};
+use crate::spool::check_job_id;
+use crate::spool::index::EnqueueError;
+use crate::spool::records::{PendingJob, now_ns};
 use indexmap::IndexMap;
+use serde_json::json;
 
 /// A validated `schedule.json` request.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,14 +41,12 @@ pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
         enqueued_ns: now_ns(),
         node: app.node_name().to_string(),
     };
-    let spool = app.index.spool().clone();
-    let written = job.clone();
-    blocking(move || spool.enqueue(&written)).await.map_err(|err| match err {
+    let jobid = job.id.clone();
+    let index = app.index.clone();
+    blocking(move || index.enqueue(job)).await.map_err(|err| match err {
         EnqueueError::Duplicate { .. } => ApiError::invalid("jobid", err),
         EnqueueError::Io(err) => ApiError::from(err),
     })?;
-    let jobid = job.id.clone();
-    app.index.add_pending(job);
     app.supervisor.wake();
     let mut out = fields();
     out.insert("jobid".into(), json!(jobid));

@@ -25,6 +25,9 @@ pub enum EggError {
     ProjectNotFound(String),
     #[error("version '{0}' not found")]
     VersionNotFound(String),
+    /// The name of the spool's own directory, which no project may take.
+    #[error("ReservedNameError: the project name '{0}' is reserved by scrapyd-rs")]
+    Reserved(String),
     #[error("OSError: {0}")]
     Io(#[from] io::Error),
 }
@@ -32,7 +35,13 @@ pub enum EggError {
 /// Checks that `project` names a single directory inside the eggs directory.
 pub fn check_project_name(project: &str) -> Result<(), EggError> {
     let unsafe_name = matches!(project, "" | "." | "..") || project.contains(['/', '\\', '\0']);
-    if unsafe_name { Err(EggError::Traversal(project.to_string())) } else { Ok(()) }
+    if unsafe_name {
+        Err(EggError::Traversal(project.to_string()))
+    } else if project == crate::spool::INTERNAL_DIR {
+        Err(EggError::Reserved(project.to_string()))
+    } else {
+        Ok(())
+    }
 }
 
 /// An egg found in storage.
@@ -234,6 +243,7 @@ mod tests {
             assert!(!store.has_project(name));
         }
         assert!(check_project_name("...").is_ok());
+        assert!(matches!(check_project_name(".scrapyd-rs"), Err(EggError::Reserved(_))));
         assert!(check_project_name(".hidden").is_ok());
     }
 

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use indexmap::IndexMap;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tempfile::NamedTempFile;
 
 /// Values up to this size stay in memory; larger ones go to a temporary file.
@@ -236,14 +236,14 @@ pub enum BodyError {
 
 /// Collects one value, moving it to a temporary file once it outgrows [`SPILL_THRESHOLD`].
 struct ValueSink<'a> {
-    spool_dir: &'a Path,
+    upload_dir: &'a Path,
     memory: Vec<u8>,
     file: Option<(std::io::BufWriter<NamedTempFile>, u64)>,
 }
 
 impl<'a> ValueSink<'a> {
-    fn new(spool_dir: &'a Path) -> Self {
-        ValueSink { spool_dir, memory: Vec::new(), file: None }
+    fn new(upload_dir: &'a Path) -> Self {
+        ValueSink { upload_dir, memory: Vec::new(), file: None }
     }
 
     fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -254,10 +254,10 @@ impl<'a> ValueSink<'a> {
         }
         self.memory.extend_from_slice(bytes);
         if self.memory.len() > SPILL_THRESHOLD {
-            std::fs::create_dir_all(self.spool_dir)?;
+            std::fs::create_dir_all(self.upload_dir)?;
             let mut writer = std::io::BufWriter::with_capacity(
                 256 * 1024,
-                tempfile::Builder::new().prefix(".upload-").tempfile_in(self.spool_dir)?,
+                tempfile::Builder::new().prefix(".upload-").tempfile_in(self.upload_dir)?,
             );
             writer.write_all(&self.memory)?;
             self.file = Some((writer, self.memory.len() as u64));
@@ -281,7 +281,7 @@ impl<'a> ValueSink<'a> {
 /// through a [`ValueSink`], so a url-encoded egg (as ScrapydWeb and SpiderKeeper send it) is never
 /// held in memory whole.
 struct UrlencodedParser<'a> {
-    spool_dir: &'a Path,
+    upload_dir: &'a Path,
     params: Params,
     name: Vec<u8>,
     name_decoder: PercentDecoder,
@@ -290,9 +290,9 @@ struct UrlencodedParser<'a> {
 }
 
 impl<'a> UrlencodedParser<'a> {
-    fn new(spool_dir: &'a Path) -> Self {
+    fn new(upload_dir: &'a Path) -> Self {
         UrlencodedParser {
-            spool_dir,
+            upload_dir,
             params: Params::default(),
             name: Vec::new(),
             name_decoder: PercentDecoder::default(),
@@ -311,7 +311,7 @@ impl<'a> UrlencodedParser<'a> {
             self.absorb(run)?;
             match rest {
                 Some((b'=', tail)) => {
-                    self.value = Some((ValueSink::new(self.spool_dir), PercentDecoder::default()));
+                    self.value = Some((ValueSink::new(self.upload_dir), PercentDecoder::default()));
                     chunk = tail;
                 }
                 Some((_, tail)) => {
@@ -387,11 +387,11 @@ impl BodyKind {
     }
 }
 
-/// Reads a request body into parameters, streaming large values to files in `spool_dir`.
+/// Reads a request body into parameters, streaming large values to files in `upload_dir`.
 ///
 /// `body` yields the raw body chunks; the caller has already capped its length at `limit`, and
 /// reports an over-long body as an `io::Error` of kind `FileTooLarge`.
-pub async fn read_body<S>(kind: BodyKind, body: S, spool_dir: &Path, limit: u64) -> Result<Params, BodyError>
+pub async fn read_body<S>(kind: BodyKind, body: S, upload_dir: &Path, limit: u64) -> Result<Params, BodyError>
 where
     S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
 {
@@ -403,7 +403,7 @@ where
         BodyKind::Ignored => Ok(Params::default()),
         BodyKind::Urlencoded => {
             let mut body = body;
-            let mut parser = UrlencodedParser::new(spool_dir);
+            let mut parser = UrlencodedParser::new(upload_dir);
             while let Some(chunk) = body.next().await {
                 parser.feed(&chunk.map_err(too_large)?)?;
             }
@@ -412,11 +412,11 @@ where
         BodyKind::Multipart { boundary: None } => {
             Err(BodyError::MalformedMultipart("the Content-Type has no boundary".into()))
         }
-        BodyKind::Multipart { boundary: Some(boundary) } => read_multipart(body, boundary, spool_dir, limit).await,
+        BodyKind::Multipart { boundary: Some(boundary) } => read_multipart(body, boundary, upload_dir, limit).await,
     }
 }
 
-async fn read_multipart<S>(body: S, boundary: String, spool_dir: &Path, limit: u64) -> Result<Params, BodyError>
+async fn read_multipart<S>(body: S, boundary: String, upload_dir: &Path, limit: u64) -> Result<Params, BodyError>
 where
     S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
 {
@@ -448,7 +448,7 @@ where
         started = true;
         // Parts without a name are ignored; file parts and plain fields are treated alike.
         let Some(name) = field.name().map(|name| name.as_bytes().to_vec()) else { continue };
-        let mut sink = ValueSink::new(spool_dir);
+        let mut sink = ValueSink::new(upload_dir);
         while let Some(chunk) = field.chunk().await.map_err(|err| classify(err, true))? {
             sink.write(&chunk)?;
         }
@@ -493,12 +493,6 @@ pub fn python_bytes_repr(bytes: &[u8]) -> String {
     }
     out.push(quote);
     out
-}
-
-/// A temporary directory for spilled uploads inside `spool_dir`, so a spilled egg can be renamed
-/// into place without crossing filesystems in the common layout.
-pub fn upload_dir(spool_dir: &Path) -> PathBuf {
-    spool_dir.join("tmp")
 }
 
 #[cfg(test)]

@@ -42,11 +42,11 @@ pub struct Runner {
 pub struct RunnerError(pub String);
 
 impl Runner {
-    /// Writes our runner module under `spool_dir` (unless `runner` names another module) and
+    /// Writes our runner module under `runner_root` (unless `runner` names another module) and
     /// returns how to invoke it.
-    pub fn install(python: &str, runner: &str, spool_dir: &Path, cwd: &Path) -> io::Result<Runner> {
+    pub fn install(python: &str, runner: &str, runner_root: &Path, cwd: &Path) -> io::Result<Runner> {
         let module_dir = if runner == STOCK_RUNNER || runner == RUNNER_MODULE {
-            Some(write_runner_module(spool_dir)?)
+            Some(write_runner_module(runner_root)?)
         } else {
             None
         };
@@ -111,9 +111,9 @@ impl Runner {
     }
 }
 
-/// Writes the runner into `<spool>/runner/<content hash>/`, once per content.
-fn write_runner_module(spool_dir: &Path) -> io::Result<PathBuf> {
-    let dir = spool_dir.join("runner").join(format!("{:016x}", fnv1a(RUNNER_SOURCE.as_bytes())));
+/// Writes the runner into `<runner_root>/<content hash>/`, once per content.
+fn write_runner_module(runner_root: &Path) -> io::Result<PathBuf> {
+    let dir = runner_root.join(format!("{:016x}", fnv1a(RUNNER_SOURCE.as_bytes())));
     let file = dir.join(format!("{RUNNER_MODULE}.py"));
     let up_to_date = std::fs::read(&file).is_ok_and(|bytes| bytes == RUNNER_SOURCE.as_bytes());
     if !up_to_date {

@@ -11,7 +11,7 @@
 
 use super::records::FinishedJob;
 use crate::fsutil;
-use std::fs::{File, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -40,11 +40,17 @@ pub enum Update {
 }
 
 impl FinishedLog {
-    pub fn new(spool_dir: &Path) -> Self {
-        FinishedLog { path: spool_dir.join("finished.jl"), lock_path: spool_dir.join("finished.lock") }
+    /// The log at `path`, with its lock beside it (`<path>.lock`).
+    pub fn new(path: &Path) -> Self {
+        let mut lock_name = path.file_name().unwrap_or_default().to_os_string();
+        lock_name.push(".lock");
+        FinishedLog { path: path.to_path_buf(), lock_path: path.with_file_name(lock_name) }
     }
 
     fn lock(&self) -> io::Result<File> {
+        if let Some(dir) = self.path.parent() {
+            fs::create_dir_all(dir)?;
+        }
         let file = OpenOptions::new().create(true).truncate(false).write(true).open(&self.lock_path)?;
         file.lock()?;
         Ok(file)
@@ -195,12 +201,13 @@ mod tests {
     #[test]
     fn readers_see_only_new_entries_then_the_compacted_log() {
         let dir = tempfile::tempdir().unwrap();
-        let log = FinishedLog::new(dir.path());
+        let log = FinishedLog::new(&dir.path().join("finished.jl"));
         let mut cursor = Cursor::default();
         assert!(matches!(log.read_since(&mut cursor).unwrap(), Update::Appended(v) if v.is_empty()));
         log.append(&job("a"), 100, 0).unwrap();
         log.append(&job("b"), 100, 1).unwrap();
-        let Update::Appended(first) = log.read_since(&mut cursor).unwrap() else { panic!() };
+        // A reader that has read nothing yet gets everything, as a replacement of nothing.
+        let Update::Replaced(first) = log.read_since(&mut cursor).unwrap() else { panic!() };
         assert_eq!(ids(&first), ["a", "b"]);
         log.append(&job("c"), 100, 2).unwrap();
         let Update::Appended(next) = log.read_since(&mut cursor).unwrap() else { panic!() };
@@ -210,7 +217,9 @@ mod tests {
         for i in 0..20 {
             log.append(&job(&format!("j{i}")), 2, 3 + i).unwrap();
         }
-        let Update::Replaced(all) = log.read_since(&mut cursor).unwrap() else { panic!("compaction replaces the file") };
+        let Update::Replaced(all) = log.read_since(&mut cursor).unwrap() else {
+            panic!("compaction replaces the file")
+        };
         assert!(all.len() <= 2 + slack(2), "{}", all.len());
         assert_eq!(all.last().unwrap().id, "j19");
     }
@@ -218,7 +227,7 @@ mod tests {
     #[test]
     fn a_torn_line_is_skipped_by_readers_and_cut_by_the_next_writer() {
         let dir = tempfile::tempdir().unwrap();
-        let log = FinishedLog::new(dir.path());
+        let log = FinishedLog::new(&dir.path().join("finished.jl"));
         log.append(&job("a"), 100, 0).unwrap();
         let mut file = OpenOptions::new().append(true).open(dir.path().join("finished.jl")).unwrap();
         file.write_all(b"{\"id\": \"torn").unwrap();
@@ -233,7 +242,7 @@ mod tests {
     #[test]
     fn keeping_none_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let log = FinishedLog::new(dir.path());
+        let log = FinishedLog::new(&dir.path().join("finished.jl"));
         log.append(&job("a"), 0, 0).unwrap();
         assert!(!dir.path().join("finished.jl").exists());
     }

@@ -1,18 +1,22 @@
-//! The in-memory index of the spool: what `listjobs`, `status`, `daemonstatus`, `/jobs` and the
-//! dispatcher read, so none of them lists directories or rereads history per request.
+//! The in-memory index of the spool, and the changes that keep it and the files in step.
 //!
-//! It is kept current three ways: this instance's own changes are applied as they are made; a
-//! project whose directories changed behind our back (another instance, seen by the watcher or
-//! the periodic rescan) is re-listed, reading only records whose names are new; and the finished
-//! log is read from where the last read stopped. The lock is held only to apply a change or to
-//! copy out `Arc`s, never during disk I/O or serialisation, so a huge `listjobs` never delays
-//! `daemonstatus`.
+//! `listjobs`, `status`, `daemonstatus`, `/jobs` and the dispatcher read this index, so none of
+//! them lists directories or rereads history per request. Every change to a project's jobs goes
+//! through here, under the project's lock: the index first catches up if the project's change
+//! counter moved since it last looked (another instance changed something), then the change is
+//! made on disk and applied to the index. Other instances' changes are also picked up when the
+//! watcher or the periodic rescan asks, and the finished log is read from where the last read
+//! stopped.
+//!
+//! The index's own lock is held only to apply a change or to copy out `Arc`s, never during disk
+//! I/O or serialisation, so a huge `listjobs` never delays `daemonstatus`.
 
-use super::Spool;
 use super::finished::{Cursor, FinishedLog, Update};
 use super::records::{FinishedJob, PendingJob, PendingOrder, RunningJob};
+use super::{Claim, ProjectGuard, Spool, job_id_of_pending_name, pending_file_name};
 use indexmap::IndexMap;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -35,6 +39,8 @@ struct State {
     /// Job id to the projects with a finished record of that id, so `status.json` without a
     /// project is one lookup however long the history is.
     finished_ids: HashMap<String, HashMap<String, usize>>,
+    /// Each project's change counter when the index last matched its files.
+    generations: HashMap<String, u64>,
 }
 
 impl State {
@@ -46,11 +52,9 @@ impl State {
         self.pending.insert(order, job);
     }
 
-    fn remove_pending(&mut self, key: &JobKey) -> bool {
-        match self.pending_ids.remove(key) {
-            Some(order) => self.pending.remove(&order).is_some(),
-            None => false,
-        }
+    fn remove_pending(&mut self, key: &JobKey) -> Option<Arc<PendingJob>> {
+        let order = self.pending_ids.remove(key)?;
+        self.pending.remove(&order)
     }
 
     fn set_finished(&mut self, jobs: Vec<FinishedJob>, replace: bool) {
@@ -94,6 +98,15 @@ impl JobState {
     }
 }
 
+/// Why a job could not be scheduled.
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    #[error("job '{id}' is already {state} in project '{project}'")]
+    Duplicate { project: String, id: String, state: &'static str },
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
 /// The index and the files it mirrors.
 #[derive(Debug)]
 pub struct JobIndex {
@@ -126,34 +139,102 @@ impl JobIndex {
         &self.log
     }
 
-    // --- this instance's own changes ---
+    // --- changes (blocking: call them off the async workers) ---
 
-    /// A job this instance just enqueued.
-    pub fn add_pending(&self, job: PendingJob) {
+    /// Takes the project's lock and brings the index up to date with its files.
+    fn lock(&self, project: &str) -> io::Result<ProjectGuard> {
+        let guard = self.spool.lock_project(project)?;
+        let generation = guard.generation()?;
+        if self.state().generations.get(project) != Some(&generation) {
+            self.relist(project)?;
+            self.state().generations.insert(project.to_string(), generation);
+        }
+        Ok(guard)
+    }
+
+    /// Counts a change this instance is about to make, so other instances look again while the
+    /// index itself stays in step.
+    fn changing(&self, guard: &ProjectGuard, project: &str) -> io::Result<()> {
+        let generation = guard.bump()?;
+        self.state().generations.insert(project.to_string(), generation);
+        Ok(())
+    }
+
+    /// Schedules a job, refusing an id that is already pending or running in its project.
+    pub fn enqueue(&self, job: PendingJob) -> Result<(), EnqueueError> {
+        let guard = self.lock(&job.project)?;
+        let duplicate = |state| EnqueueError::Duplicate { project: job.project.clone(), id: job.id.clone(), state };
+        let key = key(&job.project, &job.id);
+        if self.state().pending_ids.contains_key(&key) {
+            return Err(duplicate("pending"));
+        }
+        if self.state().running.contains_key(&key) || self.spool.is_running(&job.project, &job.id) {
+            return Err(duplicate("running"));
+        }
+        self.changing(&guard, &job.project)?;
+        self.spool.write_pending(&guard, &job)?;
         self.state().insert_pending(Arc::new(job));
+        Ok(())
     }
 
-    /// A pending job this instance removed or claimed.
-    pub fn remove_pending(&self, project: &str, id: &str) -> bool {
-        self.state().remove_pending(&key(project, id))
+    /// Removes a pending job; `false` when it was not pending.
+    pub fn cancel_pending(&self, project: &str, id: &str) -> io::Result<bool> {
+        let guard = self.lock(project)?;
+        let Some(job) = self.pending_job(project, id) else { return Ok(false) };
+        self.changing(&guard, project)?;
+        self.state().remove_pending(&key(project, id));
+        self.spool.remove_pending(&guard, project, &pending_file_name(&job))
     }
 
-    /// A running job's record, new or updated.
-    pub fn set_running(&self, record: RunningJob) {
+    /// Claims a pending job for this instance. `None` when it is no longer pending.
+    pub fn claim(&self, project: &str, id: &str) -> io::Result<Option<Claim>> {
+        let guard = self.lock(project)?;
+        let Some(job) = self.pending_job(project, id) else { return Ok(None) };
+        self.changing(&guard, project)?;
+        let claim = self.spool.claim(&guard, project, &pending_file_name(&job), (*job).clone())?;
+        self.state().remove_pending(&key(project, id));
+        Ok(claim)
+    }
+
+    fn pending_job(&self, project: &str, id: &str) -> Option<Arc<PendingJob>> {
+        let state = self.state();
+        state.pending_ids.get(&key(project, id)).and_then(|order| state.pending.get(order).cloned())
+    }
+
+    /// Records (or updates) a running job this instance supervises.
+    pub fn write_running(&self, record: RunningJob) -> io::Result<()> {
+        let guard = self.lock(&record.job.project)?;
+        self.changing(&guard, &record.job.project)?;
+        self.spool.write_running(&guard, &record)?;
         let key = key(&record.job.project, &record.job.id);
         let mut state = self.state();
         state.remove_pending(&key);
         state.running.insert(key, Arc::new(record));
+        Ok(())
     }
 
-    /// A running job that ended (its finished record is read from the log).
-    pub fn remove_running(&self, project: &str, id: &str) {
-        self.state().running.shift_remove(&key(project, id));
+    /// Records a finished job and removes its running files.
+    pub fn finish(&self, record: &FinishedJob, keep: i64) -> io::Result<()> {
+        let known = self.counts().2;
+        self.log.append(record, keep, known)?;
+        let guard = self.lock(&record.project)?;
+        self.changing(&guard, &record.project)?;
+        self.spool.remove_running(&guard, &record.project, &record.id)?;
+        self.state().running.shift_remove(&key(&record.project, &record.id));
+        drop(guard);
+        self.refresh_finished()
+    }
+
+    /// The lock of a running job whose supervising instance is gone, if it is orphaned.
+    pub fn lock_orphan(&self, project: &str, id: &str) -> io::Result<Option<File>> {
+        let guard = self.lock(project)?;
+        self.spool.lock_orphan(&guard, project, id)
     }
 
     // --- catching up with the disk ---
 
-    /// Re-lists every project's directories and reads the finished log's new lines.
+    /// Catches up with every project and reads the finished log's new lines. Projects whose
+    /// change counter did not move are not listed at all.
     pub fn rescan_all(&self) -> io::Result<()> {
         for project in self.spool.projects()? {
             self.rescan_project(&project)?;
@@ -161,22 +242,30 @@ impl JobIndex {
         self.refresh_finished()
     }
 
-    /// Re-lists one project's pending and running directories, reading only new records.
+    /// Catches up with one project if its change counter moved.
     pub fn rescan_project(&self, project: &str) -> io::Result<()> {
-        let on_disk: HashSet<String> = Spool::job_ids_in(&self.spool.pending_dir(project))?.into_iter().collect();
+        self.lock(project).map(drop)
+    }
+
+    /// Re-lists a project's pending and running files (under its lock), reading only the
+    /// pending records whose names are new, and every running record (there are few).
+    fn relist(&self, project: &str) -> io::Result<()> {
+        let names = self.spool.pending_names(project)?;
+        let on_disk: HashSet<&str> = names.iter().filter_map(|n| job_id_of_pending_name(n)).collect();
         let known: HashSet<String> = {
             let state = self.state();
             state.pending_ids.keys().filter(|(p, _)| p == project).map(|(_, id)| id.clone()).collect()
         };
-        let added: Vec<PendingJob> =
-            on_disk.difference(&known).filter_map(|id| self.spool.read_pending(project, id)).collect();
-        let running: Vec<RunningJob> = Spool::job_ids_in(&self.spool.running_dir(project))?
+        let added: Vec<PendingJob> = names
             .iter()
-            .filter_map(|id| self.spool.read_running(project, id))
+            .filter(|name| job_id_of_pending_name(name).is_some_and(|id| !known.contains(id)))
+            .filter_map(|name| self.spool.read_pending(project, name))
             .collect();
+        let running: Vec<RunningJob> =
+            self.spool.running_ids(project)?.iter().filter_map(|id| self.spool.read_running(project, id)).collect();
 
         let mut state = self.state();
-        for gone in known.difference(&on_disk) {
+        for gone in known.iter().filter(|id| !on_disk.contains(id.as_str())) {
             state.remove_pending(&key(project, gone));
         }
         for job in added {
@@ -262,12 +351,6 @@ impl JobIndex {
     /// The next pending jobs to dispatch, best first, skipping `skip`.
     pub fn next_pending(&self, skip: &HashSet<JobKey>, limit: usize) -> Vec<Arc<PendingJob>> {
         let state = self.state();
-        state
-            .pending
-            .values()
-            .filter(|job| !skip.contains(&key(&job.project, &job.id)))
-            .take(limit)
-            .cloned()
-            .collect()
+        state.pending.values().filter(|job| !skip.contains(&key(&job.project, &job.id))).take(limit).cloned().collect()
     }
 }

@@ -2,19 +2,26 @@
 //! instance serving the same data directory.
 //!
 //! ```text
-//! spool/projects/<project>/.lock                 serialises changes to the project's jobs
-//! spool/projects/<project>/pending/<job>.json    a scheduled job
-//! spool/projects/<project>/running/<job>.json    a claimed job (renamed from pending/)
-//! spool/projects/<project>/running/<job>.lock    held by the instance supervising the crawl
-//! spool/projects/<project>/running/<job>.result  written by the runner when the crawl ends
-//! spool/finished.jl                              finished jobs, one JSON line each
+//! spool/<project>/.lock                          the project's lock and change counter
+//! spool/<project>/pending/<key>-<job>.json       a scheduled job; `ls` shows dispatch order
+//! spool/<project>/running/<job>.json             a claimed job (renamed from pending/)
+//! spool/<project>/running/<job>.lock             held by the instance supervising the crawl
+//! spool/<project>/running/<job>.result           written by the runner when the crawl ends
+//! spool/.scrapyd-rs/finished.jl                  finished jobs, one JSON line each
+//! spool/.scrapyd-rs/{spiders,runner,uploads}/    spider-list cache, runner module, upload staging
 //! ```
 //!
-//! Every change to a project's jobs happens under its `.lock`, so "is this job id already
-//! pending or running?" and "move it from pending to running" are atomic for every instance.
-//! Lock files are only ever created, locked and (when the job is gone) unlinked: never renamed.
-//! A job file appears under its final name only once it is complete, and both it and its
-//! directory are fsynced before the change is acknowledged.
+//! A pending file's name starts with a key that sorts by priority (highest first) and then by
+//! age, so a plain directory listing is the dispatch order.
+//!
+//! Every change to a project's job files happens under its `.lock`, so "is this job id already
+//! pending or running?" and "move it from pending to running" are atomic for every instance. The
+//! lock file also holds a counter that every change bumps first: an instance whose last look at
+//! the project saw another value re-lists it before deciding anything, and one that saw the same
+//! value knows nothing changed without listing a thing. Lock files are only ever created, locked
+//! and (once their job is gone) unlinked: never renamed. A job file appears under its final name
+//! only once complete, and both it and its directory are fsynced before the change is
+//! acknowledged.
 
 pub mod finished;
 pub mod index;
@@ -25,12 +32,17 @@ use crate::fsutil;
 use records::{PendingJob, RunningJob};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-/// The longest job id we accept: it is a file name, with `.json`, `.result` or `.log` after it.
-pub const MAX_JOB_ID_LEN: usize = 200;
+/// The directory under `spool_dir` that holds the daemon's own state; no project may use it.
+pub const INTERNAL_DIR: &str = ".scrapyd-rs";
 
-/// Why a job id cannot name files.
+/// The longest job id we accept: a pending file's name adds 43 bytes (key, time, dashes,
+/// `.json`) and must fit in 255.
+pub const MAX_JOB_ID_LEN: usize = 212;
+
+/// Why a job id cannot name files, if it cannot.
 pub fn check_job_id(id: &str) -> Result<(), String> {
     if id.is_empty() {
         Err("a job id cannot be empty".into())
@@ -43,13 +55,33 @@ pub fn check_job_id(id: &str) -> Result<(), String> {
     }
 }
 
-/// Why a job could not be scheduled.
-#[derive(Debug, thiserror::Error)]
-pub enum EnqueueError {
-    #[error("job '{id}' is already {state} in project '{project}'")]
-    Duplicate { project: String, id: String, state: &'static str },
-    #[error(transparent)]
-    Io(#[from] io::Error),
+/// The sortable prefix of a pending file's name: 16 hex digits that sort the highest priority
+/// first (NaN last), a dash, and the enqueue time in nanoseconds as 20 digits.
+pub fn pending_file_name(job: &PendingJob) -> String {
+    format!("{:016x}-{:020}-{}.json", priority_key(job.priority), job.enqueued_ns, job.id)
+}
+
+/// The job id in a pending file's name, or `None` if the name is not one of ours.
+pub fn job_id_of_pending_name(name: &str) -> Option<&str> {
+    let stem = name.strip_suffix(".json")?;
+    let (key, rest) = (stem.get(..16)?, stem.get(16..)?);
+    let (ns, id) = (rest.get(1..21)?, rest.get(21..)?);
+    let well_formed = key.bytes().all(|b| b.is_ascii_hexdigit())
+        && rest.starts_with('-')
+        && ns.bytes().all(|b| b.is_ascii_digit())
+        && id.starts_with('-');
+    (well_formed && id.len() > 1).then(|| &id[1..])
+}
+
+fn priority_key(priority: f64) -> u64 {
+    if priority.is_nan() {
+        return u64::MAX;
+    }
+    // IEEE 754 bits made to sort like the numbers, then inverted so the highest sorts first.
+    let bits = priority.to_bits();
+    let ascending = if bits >> 63 == 1 { !bits } else { bits | 1 << 63 };
+    // Only a NaN has all bits set, and NaN returned above: every number sorts before NaN.
+    !ascending
 }
 
 /// A claimed job: the job and the lock that says "a live instance supervises it".
@@ -59,43 +91,62 @@ pub struct Claim {
     pub lock: File,
 }
 
-/// The spool directory.
+/// A project's lock, held until dropped, and its change counter.
+///
+/// Each guard opens the lock file afresh: `flock` locks belong to the open file description, so
+/// two guards exclude each other even within one process (on NFS, where `flock` is emulated with
+/// POSIX locks, they would not).
+#[derive(Debug)]
+pub struct ProjectGuard {
+    file: File,
+}
+
+impl ProjectGuard {
+    /// The project's change counter.
+    pub fn generation(&self) -> io::Result<u64> {
+        let mut bytes = [0u8; 8];
+        let read = self.file.read_at(&mut bytes, 0)?;
+        Ok(if read == 8 { u64::from_le_bytes(bytes) } else { 0 })
+    }
+
+    /// Counts a change about to be made; returns the new value. Bumping before the change means
+    /// a crash in the middle costs other instances a needless re-listing, never a missed change.
+    /// (Not fsynced: after a machine crash every instance starts with a full listing anyway.)
+    pub fn bump(&self) -> io::Result<u64> {
+        let next = self.generation()?.wrapping_add(1);
+        self.file.write_all_at(&next.to_le_bytes(), 0)?;
+        Ok(next)
+    }
+}
+
+/// The spool directory's layout and the file operations on it. Callers pass the project's guard
+/// to every operation that changes the project.
 #[derive(Debug, Clone)]
 pub struct Spool {
     root: PathBuf,
 }
 
-/// Holds a project's lock until dropped. Each guard opens the lock file afresh: `flock` locks
-/// belong to the open file description, so two guards exclude each other even within one
-/// process (on NFS, where `flock` is emulated with POSIX locks, they would not).
-pub struct ProjectGuard {
-    _file: File,
-}
-
 impl Spool {
     pub fn new(spool_dir: &Path) -> Self {
-        Spool { root: spool_dir.join("projects") }
+        Spool { root: spool_dir.to_path_buf() }
     }
 
-    /// The directory holding every project's job directories.
-    pub fn projects_dir(&self) -> &Path {
+    /// The spool directory, whose sub-directories are projects.
+    pub fn root(&self) -> &Path {
         &self.root
     }
 
-    pub fn project_dir(&self, project: &str) -> PathBuf {
-        self.root.join(project)
+    /// A directory or file of the daemon's own state, `spool/.scrapyd-rs/<name>`.
+    pub fn internal(&self, name: &str) -> PathBuf {
+        self.root.join(INTERNAL_DIR).join(name)
     }
 
     pub fn pending_dir(&self, project: &str) -> PathBuf {
-        self.project_dir(project).join("pending")
+        self.root.join(project).join("pending")
     }
 
     pub fn running_dir(&self, project: &str) -> PathBuf {
-        self.project_dir(project).join("running")
-    }
-
-    fn pending_file(&self, project: &str, id: &str) -> PathBuf {
-        self.pending_dir(project).join(format!("{id}.json"))
+        self.root.join(project).join("running")
     }
 
     fn running_file(&self, project: &str, id: &str) -> PathBuf {
@@ -113,86 +164,106 @@ impl Spool {
 
     /// Takes `project`'s lock, creating its directories on first use.
     pub fn lock_project(&self, project: &str) -> io::Result<ProjectGuard> {
-        let dir = self.project_dir(project);
+        let dir = self.root.join(project);
         for sub in ["pending", "running"] {
             fsutil::create_dir_all_durable(&dir.join(sub))?;
         }
-        let file = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(".lock"))?;
+        let file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(dir.join(".lock"))?;
         file.lock()?;
-        Ok(ProjectGuard { _file: file })
+        Ok(ProjectGuard { file })
     }
 
-    /// Writes a new pending job, refusing an id that is already pending or running in the project.
-    pub fn enqueue(&self, job: &PendingJob) -> Result<(), EnqueueError> {
-        let _guard = self.lock_project(&job.project)?;
-        let duplicate = |state| EnqueueError::Duplicate { project: job.project.clone(), id: job.id.clone(), state };
-        if self.pending_file(&job.project, &job.id).exists() {
-            return Err(duplicate("pending"));
+    /// Project names that have a spool directory.
+    pub fn projects(&self) -> io::Result<Vec<String>> {
+        let mut projects = Vec::new();
+        for name in list_names(&self.root)? {
+            if name != INTERNAL_DIR && self.root.join(&name).join("pending").is_dir() {
+                projects.push(name);
+            }
         }
-        if self.running_file(&job.project, &job.id).exists() {
-            return Err(duplicate("running"));
-        }
+        Ok(projects)
+    }
+
+    /// The names of a project's pending files, in dispatch order.
+    pub fn pending_names(&self, project: &str) -> io::Result<Vec<String>> {
+        let mut names: Vec<String> = list_names(&self.pending_dir(project))?
+            .into_iter()
+            .filter(|n| job_id_of_pending_name(n).is_some())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Reads one pending file.
+    pub fn read_pending(&self, project: &str, name: &str) -> Option<PendingJob> {
+        read_record(&self.pending_dir(project).join(name))
+    }
+
+    /// Writes a new pending job durably.
+    pub fn write_pending(&self, _guard: &ProjectGuard, job: &PendingJob) -> io::Result<()> {
         let dir = self.pending_dir(&job.project);
         let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir)?;
-        temp.write_all(&serde_json::to_vec(job).map_err(io::Error::from)?)?;
+        temp.write_all(&serde_json::to_vec(job)?)?;
         // Rename first, then fsync the file and the directory: the same two flushes as the
-        // other order, but the directory's flush finds the rename already in the journal.
-        let file = temp.persist(self.pending_file(&job.project, &job.id)).map_err(|err| err.error)?;
+        // other order, but the directory's flush finds the rename already in the journal. The
+        // answer waits for both, and a loader skips a file torn by a crash in between.
+        let file = temp.persist(self.pending_dir(&job.project).join(pending_file_name(job))).map_err(|e| e.error)?;
         file.sync_all()?;
-        fsutil::sync_dir(&dir)?;
-        Ok(())
+        fsutil::sync_dir(&dir)
     }
 
-    /// Removes a pending job; `false` when it was not pending (already claimed, or unknown).
-    pub fn remove_pending(&self, project: &str, id: &str) -> io::Result<bool> {
-        if !self.project_dir(project).is_dir() {
-            return Ok(false);
-        }
-        let _guard = self.lock_project(project)?;
-        match fs::remove_file(self.pending_file(project, id)) {
-            Ok(()) => {
-                fsutil::sync_dir(&self.pending_dir(project))?;
-                Ok(true)
-            }
+    /// Removes a pending file; `false` if it was not there.
+    pub fn remove_pending(&self, _guard: &ProjectGuard, project: &str, name: &str) -> io::Result<bool> {
+        match fs::remove_file(self.pending_dir(project).join(name)) {
+            Ok(()) => fsutil::sync_dir(&self.pending_dir(project)).map(|()| true),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(err) => Err(err),
         }
     }
 
-    /// Claims a pending job for this instance: locks its running lock file and moves its record
-    /// from `pending/` to `running/`. `None` when another instance claimed it first.
-    pub fn claim(&self, project: &str, id: &str) -> io::Result<Option<Claim>> {
-        let _guard = self.lock_project(project)?;
-        let pending = self.pending_file(project, id);
-        let job: PendingJob = match fs::read(&pending) {
-            Ok(bytes) => match serde_json::from_slice(&bytes) {
-                Ok(job) => job,
-                Err(err) => return Err(io::Error::new(io::ErrorKind::InvalidData, err)),
-            },
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(err),
-        };
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(self.running_lock(project, id))?;
+    /// Whether a job id has a running record in the project.
+    pub fn is_running(&self, project: &str, id: &str) -> bool {
+        self.running_file(project, id).exists()
+    }
+
+    /// Claims a pending file for this instance: takes the job's running lock, then renames the
+    /// record into `running/`. `None` if the file is gone (claimed elsewhere) or the lock is held.
+    pub fn claim(
+        &self,
+        _guard: &ProjectGuard,
+        project: &str,
+        name: &str,
+        job: PendingJob,
+    ) -> io::Result<Option<Claim>> {
+        let lock = self.open_running_lock(project, &job.id)?;
         if lock.try_lock().is_err() {
             return Ok(None);
         }
-        fs::rename(&pending, self.running_file(project, id))?;
+        match fs::rename(self.pending_dir(project).join(name), self.running_file(project, &job.id)) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err),
+        }
         fsutil::sync_dir(&self.running_dir(project))?;
         fsutil::sync_dir(&self.pending_dir(project))?;
         Ok(Some(Claim { job, lock }))
     }
 
+    fn open_running_lock(&self, project: &str, id: &str) -> io::Result<File> {
+        OpenOptions::new().create(true).truncate(false).write(true).open(self.running_lock(project, id))
+    }
+
     /// Replaces a running job's record (after the spawn, with the pid).
-    pub fn write_running(&self, record: &RunningJob) -> io::Result<()> {
+    pub fn write_running(&self, _guard: &ProjectGuard, record: &RunningJob) -> io::Result<()> {
         fsutil::write_atomic(&self.running_file(&record.job.project, &record.job.id), &serde_json::to_vec(record)?)
     }
 
-    /// Removes a running job's files once its finished record is written. The caller holds the
-    /// job's lock (`lock`), which is released when it is dropped after this.
-    pub fn remove_running(&self, project: &str, id: &str) -> io::Result<()> {
-        let _guard = self.lock_project(project)?;
+    /// Removes a running job's files once its finished record is written.
+    pub fn remove_running(&self, _guard: &ProjectGuard, project: &str, id: &str) -> io::Result<()> {
         let stats = self.running_dir(project).join(format!("{id}.result.stats"));
-        for path in [self.running_file(project, id), self.result_file(project, id), stats, self.running_lock(project, id)] {
+        let files =
+            [self.running_file(project, id), self.result_file(project, id), stats, self.running_lock(project, id)];
+        for path in files {
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(err) if err.kind() == io::ErrorKind::NotFound => {}
@@ -202,42 +273,12 @@ impl Spool {
         fsutil::sync_dir(&self.running_dir(project))
     }
 
-    /// Project names that have a spool directory.
-    pub fn projects(&self) -> io::Result<Vec<String>> {
-        let entries = match fs::read_dir(&self.root) {
-            Ok(entries) => entries,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(err) => return Err(err),
-        };
-        let mut projects = Vec::new();
-        for entry in entries.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir())
-                && let Ok(name) = entry.file_name().into_string()
-            {
-                projects.push(name);
-            }
-        }
-        Ok(projects)
-    }
-
-    /// The job ids whose record is in `dir` (`pending/` or `running/`): names ending in `.json`.
-    pub fn job_ids_in(dir: &Path) -> io::Result<Vec<String>> {
-        let entries = match fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(err) => return Err(err),
-        };
-        Ok(entries
-            .flatten()
-            .filter_map(|entry| entry.file_name().into_string().ok())
+    /// The ids of a project's running records.
+    pub fn running_ids(&self, project: &str) -> io::Result<Vec<String>> {
+        Ok(list_names(&self.running_dir(project))?
+            .into_iter()
             .filter_map(|name| name.strip_suffix(".json").map(str::to_string))
             .collect())
-    }
-
-    /// Reads a pending job's record; `None` if it is gone or unreadable (a crash can leave an
-    /// unacknowledged record torn; such a record older than a minute is removed).
-    pub fn read_pending(&self, project: &str, id: &str) -> Option<PendingJob> {
-        read_record(&self.pending_file(project, id))
     }
 
     /// Reads a running job's record.
@@ -245,15 +286,22 @@ impl Spool {
         read_record(&self.running_file(project, id))
     }
 
-    /// Tries to take the lock of a running job: `Some` when no live instance holds it (the job
-    /// is orphaned) and its record still exists.
-    pub fn try_lock_orphan(&self, project: &str, id: &str) -> io::Result<Option<File>> {
-        let _guard = self.lock_project(project)?;
-        if !self.running_file(project, id).exists() {
+    /// Takes the lock of a running job when no live instance holds it (the job is orphaned) and
+    /// its record still exists.
+    pub fn lock_orphan(&self, _guard: &ProjectGuard, project: &str, id: &str) -> io::Result<Option<File>> {
+        if !self.is_running(project, id) {
             return Ok(None);
         }
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(self.running_lock(project, id))?;
+        let lock = self.open_running_lock(project, id)?;
         Ok(lock.try_lock().is_ok().then_some(lock))
+    }
+}
+
+fn list_names(dir: &Path) -> io::Result<Vec<String>> {
+    match fs::read_dir(dir) {
+        Ok(entries) => Ok(entries.flatten().filter_map(|entry| entry.file_name().into_string().ok()).collect()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(err) => Err(err),
     }
 }
 
@@ -298,7 +346,7 @@ mod tests {
     use super::*;
     use indexmap::IndexMap;
 
-    fn job(id: &str) -> PendingJob {
+    fn job(id: &str, priority: f64, enqueued_ns: u64) -> PendingJob {
         PendingJob {
             id: id.into(),
             project: "p".into(),
@@ -306,39 +354,59 @@ mod tests {
             version: None,
             settings: IndexMap::new(),
             args: IndexMap::new(),
-            priority: 0.0,
-            enqueued_ns: 1,
+            priority,
+            enqueued_ns,
             node: "n".into(),
         }
     }
 
     #[test]
     fn job_ids_that_are_paths_are_refused() {
-        for bad in ["", "a/b", "a\\b", "..", "x..y", "a\0", &"x".repeat(201)] {
+        for bad in ["", "a/b", "a\\b", "..", "x..y", "a\0", &"x".repeat(MAX_JOB_ID_LEN + 1)] {
             assert!(check_job_id(bad).is_err(), "{bad:?}");
         }
-        for good in ["90299bf8e86211f1865502fc00000001", "2019-01-01T00_00_01", ".hidden", "a.b", "ü"] {
+        for good in ["90299bf8e86211f1865502fc00000001", "2019-01-01T00_00_01", ".hidden", "a.b", "ü", "-"] {
             assert!(check_job_id(good).is_ok(), "{good:?}");
         }
+        let longest = "x".repeat(MAX_JOB_ID_LEN);
+        assert!(check_job_id(&longest).is_ok());
+        let job = PendingJob { id: longest, ..job("x", f64::NAN, u64::MAX) };
+        assert_eq!(pending_file_name(&job).len(), 255, "the longest id still makes a valid file name");
     }
 
     #[test]
-    fn a_job_moves_from_pending_to_running_once() {
+    fn pending_names_sort_in_dispatch_order_and_name_their_job() {
+        let jobs = [
+            job("nan", f64::NAN, 1),
+            job("low", -2.5, 1),
+            job("old", 0.0, 100),
+            job("new", 0.0, 200),
+            job("high", 7.0, 300),
+            job("inf", f64::INFINITY, 400),
+            job("neg-inf", f64::NEG_INFINITY, 1),
+            job("tiny", 1e-300, 1),
+        ];
+        let mut names: Vec<String> = jobs.iter().map(pending_file_name).collect();
+        names.sort();
+        let ids: Vec<&str> = names.iter().map(|n| job_id_of_pending_name(n).unwrap()).collect();
+        assert_eq!(ids, ["inf", "high", "tiny", "old", "new", "low", "neg-inf", "nan"]);
+        let mut by_order = jobs.to_vec();
+        by_order.sort_by_key(PendingJob::order);
+        assert_eq!(by_order.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ids, "names sort like the index");
+        assert_eq!(job_id_of_pending_name("x.json"), None);
+        assert_eq!(job_id_of_pending_name(".tmp-abc"), None);
+        assert_eq!(job_id_of_pending_name(&pending_file_name(&job("a-b.c", 1.0, 5))), Some("a-b.c"));
+    }
+
+    #[test]
+    fn the_change_counter_lives_in_the_lock_file() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::new(dir.path());
-        spool.enqueue(&job("a")).unwrap();
-        assert!(matches!(spool.enqueue(&job("a")), Err(EnqueueError::Duplicate { state: "pending", .. })));
-        assert_eq!(Spool::job_ids_in(&spool.pending_dir("p")).unwrap(), ["a"]);
-        let claim = spool.claim("p", "a").unwrap().expect("claimed");
-        assert_eq!(claim.job, job("a"));
-        assert!(spool.claim("p", "a").unwrap().is_none(), "a job is claimed once");
-        assert!(matches!(spool.enqueue(&job("a")), Err(EnqueueError::Duplicate { state: "running", .. })));
-        assert!(spool.try_lock_orphan("p", "a").unwrap().is_none(), "the claim's lock is held");
-        spool.remove_running("p", "a").unwrap();
-        drop(claim);
-        spool.enqueue(&job("a")).unwrap();
-        assert!(spool.remove_pending("p", "a").unwrap());
-        assert!(!spool.remove_pending("p", "a").unwrap());
-        assert!(Spool::job_ids_in(&spool.pending_dir("p")).unwrap().is_empty());
+        let guard = spool.lock_project("p").unwrap();
+        assert_eq!(guard.generation().unwrap(), 0);
+        assert_eq!(guard.bump().unwrap(), 1);
+        drop(guard);
+        assert_eq!(spool.lock_project("p").unwrap().generation().unwrap(), 1);
+        assert_eq!(spool.projects().unwrap(), ["p"]);
     }
 }

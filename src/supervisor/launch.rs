@@ -82,10 +82,8 @@ fn prepare_file(dir: &Path, job: &PendingJob, extension: &str, jobs_to_keep: i64
 /// and, quirk for quirk, only the oldest `-keep` when it is negative.
 pub fn rotate(dir: &Path, keep: i64) {
     let Ok(entries) = fs::read_dir(dir) else { return };
-    let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
-        .flatten()
-        .filter_map(|entry| Some((entry.metadata().ok()?.modified().ok()?, entry.path())))
-        .collect();
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> =
+        entries.flatten().filter_map(|entry| Some((entry.metadata().ok()?.modified().ok()?, entry.path()))).collect();
     files.sort();
     let delete = match keep {
         0 => 0,

@@ -121,8 +121,8 @@ pub async fn run(
             () = &mut shutdown => break,
             () = wake.notified() => supervisor.dispatch().await,
             _ = rescan.tick() => {
-                let index = app.clone();
-                if let Err(err) = blocking(move || index.index.rescan_all()).await {
+                let index = app.index.clone();
+                if let Err(err) = blocking(move || index.rescan_all()).await {
                     tracing::warn!("rescanning the spool failed: {err}");
                 }
                 supervisor.adopt_orphans().await;
@@ -198,17 +198,11 @@ impl Supervisor {
                     return;
                 }
                 let (project, id) = (job.project.clone(), job.id.clone());
-                let spool = self.app.index.spool().clone();
-                let claimed = blocking(move || spool.claim(&project, &id)).await;
-                match claimed {
-                    Ok(Some(claim)) => {
-                        self.app.index.remove_pending(&job.project, &job.id);
-                        self.start(claim.job, claim.lock).await;
-                    }
-                    // Another instance claimed it first.
-                    Ok(None) => {
-                        self.app.index.remove_pending(&job.project, &job.id);
-                    }
+                let index = self.app.index.clone();
+                match blocking(move || index.claim(&project, &id)).await {
+                    Ok(Some(claim)) => self.start(claim.job, claim.lock).await,
+                    // Another instance claimed it first; the index no longer lists it.
+                    Ok(None) => {}
                     Err(err) => {
                         tracing::error!(project = job.project, job = job.id, "cannot claim the job: {err}");
                         skip.insert((job.project.clone(), job.id.clone()));
@@ -257,11 +251,9 @@ impl Supervisor {
     }
 
     async fn save_running(&self, record: &RunningJob) -> std::io::Result<()> {
-        let spool = self.app.index.spool().clone();
+        let index = self.app.index.clone();
         let copy = record.clone();
-        blocking(move || spool.write_running(&copy)).await?;
-        self.app.index.set_running(record.clone());
-        Ok(())
+        blocking(move || index.write_running(copy)).await
     }
 
     /// Resolves the egg, prepares the files and starts the runner.
@@ -293,7 +285,9 @@ impl Supervisor {
         command.stdin(Stdio::null()).stdout(stdout).stderr(stderr).process_group(0);
         let mut command = tokio::process::Command::from(command);
         command.kill_on_drop(false);
-        command.spawn().map_err(|err| format!("cannot run the Python interpreter `{}`: {err}", self.app.runner.python()))
+        command
+            .spawn()
+            .map_err(|err| format!("cannot run the Python interpreter `{}`: {err}", self.app.runner.python()))
     }
 
     /// Waits for our own child in a task of its own, and reports its end.
@@ -385,19 +379,11 @@ impl Supervisor {
             pid: record.pid,
             stats,
         };
-        let app = self.app.clone();
-        let (project, id) = (job.project.clone(), job.id.clone());
-        let saved = blocking(move || {
-            let known = app.index.counts().2;
-            app.index.log().append(&finished, app.config.finished_to_keep, known)?;
-            app.index.spool().remove_running(&project, &id)?;
-            app.index.refresh_finished()
-        })
-        .await;
-        if let Err(err) = saved {
+        let index = self.app.index.clone();
+        let keep = self.app.config.finished_to_keep;
+        if let Err(err) = blocking(move || index.finish(&finished, keep)).await {
             tracing::error!(project = job.project, job = job.id, "cannot record the end of the job: {err}");
         }
-        self.app.index.remove_running(&job.project, &job.id);
     }
 
     fn handle(&mut self, command: Command) {
@@ -447,9 +433,9 @@ impl Supervisor {
             if self.crawls.contains_key(&key) {
                 continue;
             }
-            let spool = self.app.index.spool().clone();
+            let index = self.app.index.clone();
             let (project, id) = key.clone();
-            let lock = match blocking(move || spool.try_lock_orphan(&project, &id)).await {
+            let lock = match blocking(move || index.lock_orphan(&project, &id)).await {
                 Ok(Some(lock)) => lock,
                 Ok(None) => continue,
                 Err(err) => {
@@ -469,9 +455,13 @@ impl Supervisor {
                     let (outcome, exit_code, signal, stats, reason) = match result {
                         Some(r) if r.exit_code == Some(0) => (Outcome::Finished, r.exit_code, r.signal, r.stats, None),
                         Some(r) => (Outcome::Failed, r.exit_code, r.signal, r.stats, None),
-                        None if record.pid.is_none() => {
-                            (Outcome::Lost, None, None, None, Some("the daemon stopped while starting the crawl".into()))
-                        }
+                        None if record.pid.is_none() => (
+                            Outcome::Lost,
+                            None,
+                            None,
+                            None,
+                            Some("the daemon stopped while starting the crawl".into()),
+                        ),
                         None => (
                             Outcome::Lost,
                             None,

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod python;
+pub mod site;
 pub mod stock;
 
 pub use client::{Reply, multipart};
