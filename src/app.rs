@@ -58,7 +58,7 @@ impl App {
         std::fs::create_dir_all(&upload_dir)?;
         let spiders = SpiderCache::new(spool.internal("spiders"));
         let log = FinishedLog::new(&spool.internal("finished.jl"));
-        let index = Arc::new(JobIndex::load(spool, log)?);
+        let index = Arc::new(JobIndex::load(spool, log, config.finished_to_keep)?);
         Ok(App {
             index,
             supervisor,

@@ -77,7 +77,14 @@ impl ApiError {
         let last_line = if self.deliberate {
             format!("twisted.web.error.Error: 200 {}", self.message)
         } else {
-            self.message.clone()
+            // Python names exceptions that are not builtins with their module.
+            let class = self.message.split(':').next().unwrap_or_default();
+            let module = match class {
+                "DirectoryTraversalError" | "RunnerError" => "scrapyd.exceptions.",
+                "UnsupportedMethod" => "twisted.web.error.",
+                _ => "",
+            };
+            format!("{module}{}", self.message)
         };
         format!("Traceback (most recent call last):\n  File \"scrapyd-rs\", in {endpoint}\n{last_line}\n")
     }

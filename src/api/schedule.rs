@@ -88,11 +88,11 @@ pub async fn parse(app: &App, params: &mut Params) -> Result<ScheduleRequest, Ap
         args.insert(decode_arg(name)?, decode_arg_value(value)?);
     }
     let mut settings = IndexMap::new();
-    for setting in raw_settings {
+    for (position, setting) in raw_settings.into_iter().enumerate() {
         let Some((name, value)) = setting.split_once('=') else {
             return Err(ApiError::exception(
                 "ValueError",
-                "dictionary update sequence element #0 has length 1; 2 is required",
+                format!("dictionary update sequence element #{position} has length 1; 2 is required"),
             ));
         };
         settings.insert(name.to_string(), value.to_string());

@@ -448,13 +448,66 @@ where
         started = true;
         // Parts without a name are ignored; file parts and plain fields are treated alike.
         let Some(name) = field.name().map(|name| name.as_bytes().to_vec()) else { continue };
+        let encoding = field
+            .headers()
+            .get("content-transfer-encoding")
+            .and_then(|value| value.to_str().ok())
+            .map(|value| value.trim().to_ascii_lowercase());
         let mut sink = ValueSink::new(upload_dir);
-        while let Some(chunk) = field.chunk().await.map_err(|err| classify(err, true))? {
-            sink.write(&chunk)?;
+        match encoding.as_deref() {
+            // Encoded parts (rare, and small in practice) are decoded whole, as Python's email
+            // parser decodes them; every other part streams straight into its sink.
+            Some(encoding @ ("base64" | "quoted-printable")) => {
+                let mut raw = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(|err| classify(err, true))? {
+                    raw.extend_from_slice(&chunk);
+                }
+                sink.write(&if encoding == "base64" { decode_base64(&raw) } else { decode_quoted_printable(&raw) })?;
+            }
+            _ => {
+                while let Some(chunk) = field.chunk().await.map_err(|err| classify(err, true))? {
+                    sink.write(&chunk)?;
+                }
+            }
         }
         params.push(name, sink.finish()?);
     }
+    if !started {
+        // Only a closing boundary: Python's email parser sees no multipart message at all.
+        return Err(BodyError::MalformedMultipart("the body has no parts".into()));
+    }
     Ok(params)
+}
+
+/// A base64 part's payload, ignoring line breaks and other characters outside the alphabet as
+/// Python's `email` package does; undecodable input is kept as it is.
+fn decode_base64(raw: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let cleaned: Vec<u8> =
+        raw.iter().copied().filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/')).collect();
+    base64::engine::general_purpose::STANDARD_NO_PAD.decode(&cleaned).unwrap_or_else(|_| raw.to_vec())
+}
+
+/// A quoted-printable part's payload: `=XX` escapes and `=` soft line breaks.
+fn decode_quoted_printable(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match &raw[i..] {
+            [b'=', b'\r', b'\n', ..] => i += 3,
+            [b'=', b'\n', ..] => i += 2,
+            [b'=', high, low, ..] if hex_value(*high).is_some() && hex_value(*low).is_some() => {
+                out.push(hex_value(*high).unwrap_or(0) << 4 | hex_value(*low).unwrap_or(0));
+                i += 3;
+            }
+            [byte, ..] => {
+                out.push(*byte);
+                i += 1;
+            }
+            [] => break,
+        }
+    }
+    out
 }
 
 /// The error Python's strict UTF-8 decoder reports, e.g.
@@ -568,6 +621,13 @@ mod tests {
         check(b"\xe2\x82", "'utf-8' codec can't decode bytes in position 0-1: unexpected end of data");
         check(b"\xe2\x82(", "'utf-8' codec can't decode bytes in position 0-1: invalid continuation byte");
         check(b"\x80", "'utf-8' codec can't decode byte 0x80 in position 0: invalid start byte");
+    }
+
+    #[test]
+    fn encoded_parts_are_decoded() {
+        assert_eq!(decode_base64(b"YWJj\r\nZGVm"), b"abcdef");
+        assert_eq!(decode_base64(b"YWJjZA=="), b"abcd");
+        assert_eq!(decode_quoted_printable(b"a=3Db=\r\nc=ZZ"), b"a=bc=ZZ");
     }
 
     #[test]

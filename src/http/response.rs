@@ -57,9 +57,14 @@ pub fn not_found() -> Response<Body> {
     with_body(StatusCode::NOT_FOUND, "text/html; charset=utf-8", NO_SUCH_RESOURCE)
 }
 
-/// The 401 stock's basic-auth wrapper answers, for every path.
-pub fn unauthorized() -> Response<Body> {
+/// The 401 stock's basic-auth wrapper answers, for every path. (Stock sends no
+/// `Content-Length` on a HEAD request's 401; neither do we.)
+pub fn unauthorized(head: bool) -> Response<Body> {
     let mut response = with_body(StatusCode::UNAUTHORIZED, "text/html", "Unauthorized");
+    if head {
+        response.headers_mut().remove(CONTENT_LENGTH);
+        *response.body_mut() = Full::new(Bytes::new());
+    }
     response.headers_mut().insert("www-authenticate", HeaderValue::from_static("basic realm=\"Scrapyd\""));
     response
 }

@@ -24,7 +24,7 @@ pub async fn route(app: Arc<App>, request: Request<Incoming>) -> Response<Body> 
     if let Some(credentials) = &app.credentials
         && !credentials.accept(request.headers())
     {
-        return response::unauthorized();
+        return response::unauthorized(request.method() == hyper::Method::HEAD);
     }
     let Some(segments) = path_segments(request.uri().path()) else { return response::not_found() };
     match segments.as_slice() {

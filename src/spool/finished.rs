@@ -56,11 +56,11 @@ impl FinishedLog {
         Ok(file)
     }
 
-    /// Records a finished job durably. With `keep` of zero or less nothing is kept, as stock
-    /// documents `finished_to_keep = 0`. `known` is how many entries the caller believes the log
-    /// holds; when it is well over `keep` the log is compacted.
-    pub fn append(&self, job: &FinishedJob, keep: i64, known: usize) -> io::Result<()> {
-        if keep <= 0 {
+    /// Records a finished job durably. With `keep` of zero nothing is kept, as stock documents
+    /// `finished_to_keep = 0`. Once the log is well over `keep` lines (judged from its size and
+    /// the length of the line just written, so no count is kept anywhere) it is compacted.
+    pub fn append(&self, job: &FinishedJob, keep: usize) -> io::Result<()> {
+        if keep == 0 {
             return Ok(());
         }
         let _lock = self.lock()?;
@@ -70,8 +70,8 @@ impl FinishedLog {
         line.push(b'\n');
         file.write_all(&line)?;
         file.sync_data()?;
-        let keep = keep as usize;
-        if known + 1 > keep + slack(keep) {
+        let estimated_lines = file.metadata()?.len() / line.len() as u64;
+        if estimated_lines > (keep + slack(keep)) as u64 {
             self.compact(keep)?;
         }
         Ok(())
@@ -204,18 +204,18 @@ mod tests {
         let log = FinishedLog::new(&dir.path().join("finished.jl"));
         let mut cursor = Cursor::default();
         assert!(matches!(log.read_since(&mut cursor).unwrap(), Update::Appended(v) if v.is_empty()));
-        log.append(&job("a"), 100, 0).unwrap();
-        log.append(&job("b"), 100, 1).unwrap();
+        log.append(&job("a"), 100).unwrap();
+        log.append(&job("b"), 100).unwrap();
         // A reader that has read nothing yet gets everything, as a replacement of nothing.
         let Update::Replaced(first) = log.read_since(&mut cursor).unwrap() else { panic!() };
         assert_eq!(ids(&first), ["a", "b"]);
-        log.append(&job("c"), 100, 2).unwrap();
+        log.append(&job("c"), 100).unwrap();
         let Update::Appended(next) = log.read_since(&mut cursor).unwrap() else { panic!() };
         assert_eq!(ids(&next), ["c"]);
 
         // Past keep + slack the log is rewritten with the newest `keep` entries.
         for i in 0..20 {
-            log.append(&job(&format!("j{i}")), 2, 3 + i).unwrap();
+            log.append(&job(&format!("j{i}")), 2).unwrap();
         }
         let Update::Replaced(all) = log.read_since(&mut cursor).unwrap() else {
             panic!("compaction replaces the file")
@@ -228,13 +228,13 @@ mod tests {
     fn a_torn_line_is_skipped_by_readers_and_cut_by_the_next_writer() {
         let dir = tempfile::tempdir().unwrap();
         let log = FinishedLog::new(&dir.path().join("finished.jl"));
-        log.append(&job("a"), 100, 0).unwrap();
+        log.append(&job("a"), 100).unwrap();
         let mut file = OpenOptions::new().append(true).open(dir.path().join("finished.jl")).unwrap();
         file.write_all(b"{\"id\": \"torn").unwrap();
         let mut cursor = Cursor::default();
         let Update::Replaced(seen) = log.read_since(&mut cursor).unwrap() else { panic!() };
         assert_eq!(ids(&seen), ["a"]);
-        log.append(&job("b"), 100, 1).unwrap();
+        log.append(&job("b"), 100).unwrap();
         let Update::Appended(next) = log.read_since(&mut cursor).unwrap() else { panic!() };
         assert_eq!(ids(&next), ["b"]);
     }
@@ -243,7 +243,7 @@ mod tests {
     fn keeping_none_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let log = FinishedLog::new(&dir.path().join("finished.jl"));
-        log.append(&job("a"), 0, 0).unwrap();
+        log.append(&job("a"), 0).unwrap();
         assert!(!dir.path().join("finished.jl").exists());
     }
 }

@@ -15,7 +15,7 @@ use super::finished::{Cursor, FinishedLog, Update};
 use super::records::{FinishedJob, PendingJob, PendingOrder, RunningJob};
 use super::{Claim, ProjectGuard, Spool, job_id_of_pending_name, pending_file_name};
 use indexmap::IndexMap;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -34,8 +34,8 @@ struct State {
     pending_ids: HashMap<JobKey, PendingOrder>,
     /// Running jobs of every instance, in the order they were seen to start.
     running: IndexMap<JobKey, Arc<RunningJob>>,
-    /// Finished jobs, oldest first (the log's order).
-    finished: Vec<Arc<FinishedJob>>,
+    /// Finished jobs, oldest first (the log's order), at most `finished_to_keep` of them.
+    finished: VecDeque<Arc<FinishedJob>>,
     /// Job id to the projects with a finished record of that id, so `status.json` without a
     /// project is one lookup however long the history is.
     finished_ids: HashMap<String, HashMap<String, usize>>,
@@ -57,14 +57,31 @@ impl State {
         self.pending.remove(&order)
     }
 
-    fn set_finished(&mut self, jobs: Vec<FinishedJob>, replace: bool) {
+    /// Adds finished jobs (or replaces them all), keeping only the newest `keep`: the log on
+    /// disk is compacted lazily, but answers show exactly `finished_to_keep` jobs.
+    fn set_finished(&mut self, jobs: Vec<FinishedJob>, replace: bool, keep: usize) {
         if replace {
             self.finished.clear();
             self.finished_ids.clear();
         }
-        for job in jobs {
+        let skip = jobs.len().saturating_sub(keep);
+        for job in jobs.into_iter().skip(skip) {
             *self.finished_ids.entry(job.id.clone()).or_default().entry(job.project.clone()).or_default() += 1;
-            self.finished.push(Arc::new(job));
+            self.finished.push_back(Arc::new(job));
+        }
+        while self.finished.len() > keep {
+            let Some(old) = self.finished.pop_front() else { break };
+            if let Some(projects) = self.finished_ids.get_mut(&old.id) {
+                if let Some(count) = projects.get_mut(&old.project) {
+                    *count -= 1;
+                    if *count == 0 {
+                        projects.remove(&old.project);
+                    }
+                }
+                if projects.is_empty() {
+                    self.finished_ids.remove(&old.id);
+                }
+            }
         }
     }
 }
@@ -112,15 +129,18 @@ pub enum EnqueueError {
 pub struct JobIndex {
     spool: Spool,
     log: FinishedLog,
+    /// `finished_to_keep`: how many finished jobs the index shows (none when zero or less).
+    keep: usize,
     state: Mutex<State>,
     /// Serialises reads of the finished log, so two readers never apply the same lines twice.
     finished_cursor: Mutex<Cursor>,
 }
 
 impl JobIndex {
-    /// Builds the index from what is on disk.
-    pub fn load(spool: Spool, log: FinishedLog) -> io::Result<JobIndex> {
-        let index = JobIndex { spool, log, state: Mutex::default(), finished_cursor: Mutex::default() };
+    /// Builds the index from what is on disk, showing at most `finished_to_keep` finished jobs.
+    pub fn load(spool: Spool, log: FinishedLog, finished_to_keep: i64) -> io::Result<JobIndex> {
+        let keep = usize::try_from(finished_to_keep).unwrap_or(0);
+        let index = JobIndex { spool, log, keep, state: Mutex::default(), finished_cursor: Mutex::default() };
         index.rescan_all()?;
         Ok(index)
     }
@@ -213,16 +233,21 @@ impl JobIndex {
         Ok(())
     }
 
-    /// Records a finished job and removes its running files.
-    pub fn finish(&self, record: &FinishedJob, keep: i64) -> io::Result<()> {
-        let known = self.counts().2;
-        self.log.append(record, keep, known)?;
+    /// Shows a job as running before its record is rewritten with the pid (the claim already
+    /// moved its file into `running/`).
+    pub fn note_running(&self, record: RunningJob) {
+        let key = key(&record.job.project, &record.job.id);
+        self.state().running.insert(key, Arc::new(record));
+    }
+
+    /// Records a finished job and removes its running files. Readers see the job move from
+    /// running to finished in one step, never in both lists or in neither.
+    pub fn finish(&self, record: &FinishedJob) -> io::Result<()> {
         let guard = self.lock(&record.project)?;
+        self.log.append(record, self.keep)?;
         self.changing(&guard, &record.project)?;
         self.spool.remove_running(&guard, &record.project, &record.id)?;
-        self.state().running.shift_remove(&key(&record.project, &record.id));
-        drop(guard);
-        self.refresh_finished()
+        self.read_finished(Some(&key(&record.project, &record.id)))
     }
 
     /// The lock of a running job whose supervising instance is gone, if it is orphaned.
@@ -289,11 +314,21 @@ impl JobIndex {
 
     /// Reads what was appended to the finished log since the last read.
     pub fn refresh_finished(&self) -> io::Result<()> {
+        self.read_finished(None)
+    }
+
+    /// Reads the finished log's new lines and applies them, together with the removal of the
+    /// running job that just ended, if any, in one step.
+    fn read_finished(&self, ended: Option<&JobKey>) -> io::Result<()> {
         let mut cursor = self.finished_cursor.lock().unwrap_or_else(|p| p.into_inner());
-        match self.log.read_since(&mut cursor)? {
-            Update::Appended(jobs) if jobs.is_empty() => {}
-            Update::Appended(jobs) => self.state().set_finished(jobs, false),
-            Update::Replaced(jobs) => self.state().set_finished(jobs, true),
+        let update = self.log.read_since(&mut cursor)?;
+        let mut state = self.state();
+        if let Some(ended) = ended {
+            state.running.shift_remove(ended);
+        }
+        match update {
+            Update::Appended(jobs) => state.set_finished(jobs, false, self.keep),
+            Update::Replaced(jobs) => state.set_finished(jobs, true, self.keep),
         }
         Ok(())
     }

@@ -84,7 +84,7 @@ struct Crawl {
     record: RunningJob,
     pid: u32,
     /// Held for the crawl's life: other instances see the crawl is supervised.
-    _lock: File,
+    lock: File,
     /// Set once `cancel.json` asked for it: when to escalate to SIGKILL of the group.
     cancel_deadline: Option<Instant>,
     killed: bool,
@@ -134,7 +134,7 @@ pub async fn run(
             }
             Some(command) = commands.recv() => supervisor.handle(command),
             Some(ended) = ended_rx.recv() => {
-                supervisor.finish(ended).await;
+                supervisor.finish(ended);
                 supervisor.dispatch().await;
             }
             () = sleep_until(deadline) => supervisor.escalate(),
@@ -221,14 +221,21 @@ impl Supervisor {
             pid: None,
             pid_start_ticks: None,
         };
-        if let Err(err) = self.save_running(&record).await {
-            tracing::error!(job = record.job.id, "cannot record the claim: {err}");
-        }
+        // The claim is already durable (the record is in running/); the record is rewritten
+        // with the pid once the process exists, so nothing is written to disk before the spawn.
+        self.app.index.note_running(record.clone());
         let child = match self.spawn(&record).await {
             Ok(child) => child,
             Err(reason) => {
                 tracing::error!(project = record.job.project, job = record.job.id, "cannot start the crawl: {reason}");
-                self.record_end(&record, Outcome::FailedToStart, None, None, Some(reason), None).await;
+                let end = End {
+                    outcome: Outcome::FailedToStart,
+                    exit_code: None,
+                    signal: None,
+                    reason: Some(reason),
+                    stats: None,
+                };
+                tokio::spawn(record_end(self.app.clone(), record, end, lock));
                 return;
             }
         };
@@ -247,7 +254,7 @@ impl Supervisor {
         );
         let key = (record.job.project.clone(), record.job.id.clone());
         self.watch_child(key.clone(), child);
-        self.crawls.insert(key, Crawl { record, pid, _lock: lock, cancel_deadline: None, killed: false });
+        self.crawls.insert(key, Crawl { record, pid, lock, cancel_deadline: None, killed: false });
     }
 
     async fn save_running(&self, record: &RunningJob) -> std::io::Result<()> {
@@ -316,74 +323,11 @@ impl Supervisor {
         });
     }
 
-    /// Records how a crawl ended and frees its slot.
-    async fn finish(&mut self, ended: Ended) {
+    /// Frees the crawl's slot at once and records how it ended in the background, so the next
+    /// job starts without waiting for the finished record's fsyncs.
+    fn finish(&mut self, ended: Ended) {
         let Some(crawl) = self.crawls.remove(&ended.key) else { return };
-        let result = self.read_result(&crawl.record.job).await;
-        // The runner saw the Scrapy process's own status; prefer it to the runner's.
-        let (exit_code, signal, stats) = match result {
-            Some(result) => (result.exit_code, result.signal, result.stats),
-            None => (ended.exit_code, ended.signal, None),
-        };
-        let outcome = if crawl.cancel_deadline.is_some() {
-            Outcome::Cancelled
-        } else if exit_code == Some(0) {
-            Outcome::Finished
-        } else if exit_code.is_none() && signal.is_none() {
-            Outcome::Lost
-        } else {
-            Outcome::Failed
-        };
-        let reason = (outcome == Outcome::Lost)
-            .then(|| "the crawl ended while no daemon was its parent, and left no exit status".to_string());
-        tracing::info!(
-            project = crawl.record.job.project,
-            job = crawl.record.job.id,
-            pid = crawl.pid,
-            ?exit_code,
-            ?signal,
-            ?outcome,
-            "Process finished"
-        );
-        self.record_end(&crawl.record, outcome, exit_code, signal, reason, stats).await;
-    }
-
-    async fn read_result(&self, job: &PendingJob) -> Option<RunResult> {
-        let path = self.app.index.spool().result_file(&job.project, &job.id);
-        blocking(move || read_result_file(&path)).await
-    }
-
-    /// Appends the finished record and removes the running one.
-    async fn record_end(
-        &self,
-        record: &RunningJob,
-        outcome: Outcome,
-        exit_code: Option<i32>,
-        signal: Option<i32>,
-        reason: Option<String>,
-        stats: Option<serde_json::Value>,
-    ) {
-        let job = &record.job;
-        let finished = FinishedJob {
-            id: job.id.clone(),
-            project: job.project.clone(),
-            spider: job.spider.clone(),
-            version: job.version.clone(),
-            start_time: record.start_time.clone(),
-            end_time: local_time(chrono::Local::now()),
-            outcome,
-            exit_code,
-            signal,
-            reason,
-            node: self.app.node_name().to_string(),
-            pid: record.pid,
-            stats,
-        };
-        let index = self.app.index.clone();
-        let keep = self.app.config.finished_to_keep;
-        if let Err(err) = blocking(move || index.finish(&finished, keep)).await {
-            tracing::error!(project = job.project, job = job.id, "cannot record the end of the job: {err}");
-        }
+        tokio::spawn(record_crawl_end(self.app.clone(), crawl, ended));
     }
 
     fn handle(&mut self, command: Command) {
@@ -448,34 +392,104 @@ impl Supervisor {
                     tracing::info!(project = key.0, job = key.1, pid, "re-adopted a running crawl");
                     self.watch_adopted(key.clone(), pid, ticks);
                     let record = (*record).clone();
-                    self.crawls.insert(key, Crawl { record, pid, _lock: lock, cancel_deadline: None, killed: false });
+                    self.crawls.insert(key, Crawl { record, pid, lock, cancel_deadline: None, killed: false });
                 }
                 _ => {
-                    let result = self.read_result(&record.job).await;
-                    let (outcome, exit_code, signal, stats, reason) = match result {
-                        Some(r) if r.exit_code == Some(0) => (Outcome::Finished, r.exit_code, r.signal, r.stats, None),
-                        Some(r) => (Outcome::Failed, r.exit_code, r.signal, r.stats, None),
-                        None if record.pid.is_none() => (
-                            Outcome::Lost,
-                            None,
-                            None,
-                            None,
-                            Some("the daemon stopped while starting the crawl".into()),
-                        ),
-                        None => (
-                            Outcome::Lost,
-                            None,
-                            None,
-                            None,
-                            Some("the crawl ended while no daemon watched it, and left no exit status".into()),
-                        ),
-                    };
-                    self.record_end(&record, outcome, exit_code, signal, reason, stats).await;
-                    drop(lock);
+                    let result = read_result(&self.app, &record.job).await;
+                    let never_started = record.pid.is_none();
+                    let end = End::from_result(result, false, never_started);
+                    record_end(self.app.clone(), (*record).clone(), end, lock).await;
                 }
             }
         }
     }
+}
+
+/// How a job ended, as recorded in its finished record.
+#[derive(Debug)]
+struct End {
+    outcome: Outcome,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    reason: Option<String>,
+    stats: Option<serde_json::Value>,
+}
+
+impl End {
+    /// The end of a crawl from what the runner recorded, if anything.
+    fn from_result(result: Option<RunResult>, cancelled: bool, never_started: bool) -> End {
+        let Some(result) = result else {
+            let reason = if never_started {
+                "the daemon stopped while starting the crawl"
+            } else {
+                "the crawl ended while no daemon was its parent, and left no exit status"
+            };
+            let outcome = if cancelled { Outcome::Cancelled } else { Outcome::Lost };
+            return End { outcome, exit_code: None, signal: None, reason: Some(reason.into()), stats: None };
+        };
+        let outcome = if cancelled {
+            Outcome::Cancelled
+        } else if result.exit_code == Some(0) {
+            Outcome::Finished
+        } else {
+            Outcome::Failed
+        };
+        End { outcome, exit_code: result.exit_code, signal: result.signal, reason: None, stats: result.stats }
+    }
+}
+
+/// Records how a crawl this instance supervised ended.
+async fn record_crawl_end(app: Arc<App>, crawl: Crawl, ended: Ended) {
+    let result = read_result(&app, &crawl.record.job).await;
+    let cancelled = crawl.cancel_deadline.is_some();
+    // The runner saw the Scrapy process's own status. Without its record, use what we saw as
+    // the parent, which is only known for our own children.
+    let seen = (ended.exit_code.is_some() || ended.signal.is_some()).then_some(RunResult {
+        exit_code: ended.exit_code,
+        signal: ended.signal,
+        stats: None,
+    });
+    let end = End::from_result(result.or(seen), cancelled, false);
+    tracing::info!(
+        project = crawl.record.job.project,
+        job = crawl.record.job.id,
+        pid = crawl.pid,
+        exit_code = ?end.exit_code,
+        signal = ?end.signal,
+        outcome = ?end.outcome,
+        "Process finished"
+    );
+    record_end(app, crawl.record, end, crawl.lock).await;
+}
+
+async fn read_result(app: &App, job: &PendingJob) -> Option<RunResult> {
+    let path = app.index.spool().result_file(&job.project, &job.id);
+    blocking(move || read_result_file(&path)).await
+}
+
+/// Appends the finished record and removes the running one; the job's lock is released after.
+async fn record_end(app: Arc<App>, record: RunningJob, end: End, lock: File) {
+    let job = &record.job;
+    let finished = FinishedJob {
+        id: job.id.clone(),
+        project: job.project.clone(),
+        spider: job.spider.clone(),
+        version: job.version.clone(),
+        start_time: record.start_time.clone(),
+        end_time: local_time(chrono::Local::now()),
+        outcome: end.outcome,
+        exit_code: end.exit_code,
+        signal: end.signal,
+        reason: end.reason,
+        node: app.node_name().to_string(),
+        pid: record.pid,
+        stats: end.stats,
+    };
+    let index = app.index.clone();
+    if let Err(err) = blocking(move || index.finish(&finished)).await {
+        tracing::error!(project = job.project, job = job.id, "cannot record the end of the job: {err}");
+    }
+    drop(lock);
 }
 
 fn kill_group(crawl: &mut Crawl) {

@@ -1,7 +1,15 @@
 //! `/jobs`: pending, running and finished jobs in stock 1.6's table, which ScrapydWeb parses.
+//!
+//! ScrapydWeb matches every row with a regex that wants `<tr>` and `<td>` without attributes and
+//! the columns Project, Spider, Job, PID, Start, Runtime, Finish, Log, Items in that order, and
+//! reads Start and Finish as `%Y-%m-%d %H:%M:%S`; so the markup copies stock's templates to the
+//! whitespace.
 
-use super::indent;
-use crate::app::App;
+use super::{escape, indent};
+use crate::app::{App, blocking};
+use crate::links::Links;
+use crate::spool::index::Snapshot;
+use chrono::NaiveDateTime;
 
 /// The column headers: stock's eight, then `Items` with local items, then `Cancel` when the
 /// cancel service is enabled.
@@ -16,8 +24,13 @@ fn headers(app: &App) -> Vec<&'static str> {
     headers
 }
 
-pub async fn render(app: &App, _base: &str) -> std::io::Result<String> {
+pub async fn render(app: &App, base: &str) -> std::io::Result<String> {
     let headers = headers(app);
+    let snapshot = app.index.snapshot(None);
+    let links = Links::new(&app.config);
+    let base = base.to_string();
+    let rows_for = headers.clone();
+    let (pending, running, finished) = blocking(move || rows(&rows_for, snapshot, links, &base)).await;
     let columns = headers.len();
     let ths: Vec<String> = headers.iter().map(|h| format!("<th>{h}</th>")).collect();
     let header_row = format!("<tr>\n{}\n</tr>", indent(&ths.join("\n"), "    "));
@@ -27,8 +40,6 @@ pub async fn render(app: &App, _base: &str) -> std::io::Result<String> {
             indent(rows, "            ")
         )
     };
-    // No job has been accepted yet: the spool and the supervisor come with the jobs issue.
-    let (pending, running, finished) = (String::new(), String::new(), String::new());
     Ok(format!(
         r#"<!DOCTYPE html>
 <html lang="en">
@@ -61,4 +72,113 @@ pub async fn render(app: &App, _base: &str) -> std::io::Result<String> {
         running = section("Running", &running),
         finished = section("Finished", &finished),
     ))
+}
+
+/// One row per job, for each section.
+fn rows(headers: &[&str], snapshot: Snapshot, mut links: Links, base: &str) -> (String, String, String) {
+    let row = |cells: &[(&str, String)]| {
+        let tds: Vec<String> = headers
+            .iter()
+            .map(|header| {
+                let value = cells.iter().find(|(name, _)| name == header).map(|(_, v)| v.as_str()).unwrap_or("");
+                format!("<td>{value}</td>")
+            })
+            .collect();
+        format!("<tr>\n{}\n</tr>", indent(&tds.join("\n"), "    "))
+    };
+    let link = |url: Option<String>, text: &str| url.map(|url| format!("<a href=\"{base}{url}\">{text}</a>"));
+    let now = chrono::Local::now().naive_local();
+
+    let pending: Vec<String> = snapshot
+        .pending
+        .iter()
+        .map(|job| {
+            row(&[
+                ("Project", escape(&job.project)),
+                ("Spider", escape(&job.spider)),
+                ("Job", escape(&job.id)),
+                ("Cancel", cancel_button(base, &job.project, &job.id)),
+            ])
+        })
+        .collect();
+    let running: Vec<String> = snapshot
+        .running
+        .iter()
+        .map(|record| {
+            let job = &record.job;
+            let started = parse_time(&record.start_time);
+            row(&[
+                ("Project", escape(&job.project)),
+                ("Spider", escape(&job.spider)),
+                ("Job", escape(&job.id)),
+                ("PID", record.pid.map(|pid| pid.to_string()).unwrap_or_default()),
+                ("Start", seconds(&record.start_time)),
+                ("Runtime", started.map(|start| runtime(now - start)).unwrap_or_default()),
+                ("Log", link(links.log_url(&job.project, &job.spider, &job.id), "Log").unwrap_or_default()),
+                ("Items", link(links.items_url(&job.project, &job.spider, &job.id), "Items").unwrap_or_default()),
+                ("Cancel", cancel_button(base, &job.project, &job.id)),
+            ])
+        })
+        .collect();
+    let finished: Vec<String> = snapshot
+        .finished
+        .iter()
+        .map(|job| {
+            let elapsed = parse_time(&job.start_time).zip(parse_time(&job.end_time)).map(|(s, e)| runtime(e - s));
+            row(&[
+                ("Project", escape(&job.project)),
+                ("Spider", escape(&job.spider)),
+                ("Job", escape(&job.id)),
+                ("Start", seconds(&job.start_time)),
+                ("Runtime", elapsed.unwrap_or_default()),
+                ("Finish", seconds(&job.end_time)),
+                ("Log", link(links.log_url(&job.project, &job.spider, &job.id), "Log").unwrap_or_default()),
+                ("Items", link(links.items_url(&job.project, &job.spider, &job.id), "Items").unwrap_or_default()),
+            ])
+        })
+        .collect();
+    (pending.join("\n"), running.join("\n"), finished.join("\n"))
+}
+
+/// Stock's cancel form, a dedented block that starts and ends with a newline.
+fn cancel_button(base: &str, project: &str, job: &str) -> String {
+    format!(
+        "\n<form method=\"post\" onsubmit=\"return confirm('Are you sure?');\" action=\"{base}/cancel.json\">\n<input type=\"hidden\" name=\"project\" value=\"{}\">\n<input type=\"hidden\" name=\"job\" value=\"{}\">\n<input type=\"submit\" style=\"float: left;\" value=\"Cancel\">\n</form>\n",
+        escape(project),
+        escape(job)
+    )
+}
+
+fn parse_time(text: &str) -> Option<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").ok()
+}
+
+/// A time without its microseconds, as the page shows it.
+fn seconds(text: &str) -> String {
+    text.split('.').next().unwrap_or(text).to_string()
+}
+
+/// A duration as Python's `timedelta` prints it without microseconds: `0:00:01`, `1 day, 1:02:05`.
+fn runtime(duration: chrono::TimeDelta) -> String {
+    let total = duration.num_seconds().max(0);
+    let (days, rest) = (total / 86_400, total % 86_400);
+    let clock = format!("{}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60);
+    match days {
+        0 => clock,
+        1 => format!("1 day, {clock}"),
+        n => format!("{n} days, {clock}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtimes_read_like_python_timedelta() {
+        assert_eq!(runtime(chrono::TimeDelta::seconds(1)), "0:00:01");
+        assert_eq!(runtime(chrono::TimeDelta::seconds(86_400 + 3725)), "1 day, 1:02:05");
+        assert_eq!(runtime(chrono::TimeDelta::seconds(3 * 86_400)), "3 days, 0:00:00");
+        assert_eq!(runtime(chrono::TimeDelta::milliseconds(1500)), "0:00:01");
+    }
 }

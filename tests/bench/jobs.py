@@ -46,10 +46,14 @@ STOCK_PYTHON = os.path.join(TARGET, "stock-venv", "bin", "python")
 TEST_PYTHON = os.path.join(TARGET, "test-venv", "bin", "python")
 
 #: A runner module that records when it started, then idles until told to stop (or exits at once
-#: with BENCH_EXIT=1). It is put on PYTHONPATH for both daemons.
+#: with BENCH_EXIT=1). It answers `list` with the one spider the benchmark schedules, since both
+#: daemons also run the configured runner to list spiders. It is put on PYTHONPATH for both.
 BENCH_RUNNER = '''
 import os, sys, time
 started = time.time()
+if sys.argv[1:2] == ["list"]:
+    print("args")  # the one spider the benchmark schedules
+    sys.exit(0)
 job = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("_job=")), "unknown")
 stamps = os.environ["BENCH_STAMPS"]
 with open(os.path.join(stamps, job + ".start"), "w") as f:
@@ -215,8 +219,9 @@ def bench_latency(workdir, egg, samples):
             module, execs = [], []
             for i in range(samples):
                 job = f"{name}-lat-{i}"
-                client.json("POST", "/schedule.json", {"project": "demo", "spider": "args", "jobid": job})
+                answer = client.json("POST", "/schedule.json", {"project": "demo", "spider": "args", "jobid": job})
                 answered = time.time()
+                assert answer["status"] == "ok", answer
                 module.append(wait_for(os.path.join(stamps, job + ".start")) - answered)
                 if name == "ours":
                     execs.append(wait_for(os.path.join(stamps, job + ".exec")) - answered)
@@ -244,7 +249,8 @@ def bench_throughput(workdir, egg, count):
         daemon.start()
         deploy(daemon, egg)
         client = Client(daemon.port)
-        client.json("POST", "/schedule.json", {"project": "demo", "spider": "args", "jobid": "occupy"})
+        answer = client.json("POST", "/schedule.json", {"project": "demo", "spider": "args", "jobid": "occupy"})
+        assert answer["status"] == "ok", answer
         wait_for(os.path.join(stamps, "occupy.start"))
         started = time.perf_counter()
         for i in range(count):
@@ -274,7 +280,7 @@ def fill_finished(daemons, count):
     db.executemany("INSERT INTO finished_jobs (project, spider, job, start_time, end_time) VALUES ('demo', 'args', ?, ?, ?)", rows)
     db.commit()
     db.close()
-    with open(os.path.join(ours.dir, "spool", "finished.jl"), "a") as f:
+    with open(os.path.join(ours.dir, "spool", ".scrapyd-rs", "finished.jl"), "a") as f:
         for job, start, end in rows:
             f.write(json.dumps({"id": job, "project": "demo", "spider": "args", "version": None, "start_time": start,
                                 "end_time": end, "outcome": "finished", "exit_code": 0, "signal": None, "node": "bench",

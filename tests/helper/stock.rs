@@ -146,6 +146,10 @@ impl Stock {
     /// Polls `daemonstatus.json` until stock answers (200, or 401 with auth on), or returns its
     /// output if it exits or the deadline passes. Polling with a short pause is the only way to
     /// learn when another process is ready; nothing waits a fixed time.
+    ///
+    /// The answer must come from Twisted (`Server: TwistedWeb/...`): the port was free a moment
+    /// ago, and if a daemon of a concurrent test took it meanwhile, stock will exit with
+    /// "Address already in use" instead of that daemon being mistaken for stock.
     fn wait_until_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -154,7 +158,8 @@ impl Stock {
             }
             if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
                 let reply = self.get("/daemonstatus.json");
-                if matches!(reply.status, 200 | 401) {
+                let twisted = reply.header("server").is_some_and(|server| server.starts_with("TwistedWeb/"));
+                if twisted && matches!(reply.status, 200 | 401) {
                     return Ok(());
                 }
             }
