@@ -119,26 +119,55 @@ impl App {
         }
     }
 
-    /// The spiders of `project` at `version`: from the on-disk cache when it matches the egg,
-    /// otherwise by running `scrapy list` (then cached).
-    pub async fn spiders(&self, project: &str, version: Option<&str>) -> Result<Vec<String>, ApiError> {
-        let Some(egg) = self.egg(project, version).await? else {
-            // A `[settings]` project has no egg: Scrapy finds it through scrapy.cfg.
-            return Ok(self.runner.list_spiders(project, None, None).await?);
-        };
-        let identity = {
-            let path = egg.path.clone();
-            blocking(move || EggIdentity::of(&path)).await?
-        };
-        if let Some(spiders) = self.spiders.get(project, &egg.version, identity) {
-            return Ok(spiders);
+    /// The spiders of an existing `project` at `version` (`None` or blank: the latest), with
+    /// stock's errors in stock's order: `project 'p' not found`, then `version 'v' not found`.
+    ///
+    /// The checks and the on-disk cache lookup are one trip to the blocking pool (this is on the
+    /// path of every `schedule.json`); only a cache miss runs `scrapy list`, whose answer is then
+    /// cached.
+    pub async fn project_spiders(&self, project: &str, version: Option<&str>) -> Result<Vec<String>, ApiError> {
+        let settings_project = self.settings_module(project).is_some();
+        let (eggs, cache) = (self.eggs.clone(), self.spiders.clone());
+        let (name, requested) = (project.to_string(), version.filter(|v| !v.is_empty()).map(str::to_string));
+        let lookup = blocking(move || -> Result<Lookup, ApiError> {
+            if !settings_project && !eggs.has_project(&name) {
+                return Err(ApiError::project_not_found(&name));
+            }
+            let Some(egg) = eggs.get(&name, requested.as_deref())? else {
+                return match requested {
+                    Some(version) => Err(ApiError::version_not_found(&version)),
+                    // A `[settings]` project has no egg: Scrapy finds it through scrapy.cfg.
+                    None => Ok(Lookup::NoEgg),
+                };
+            };
+            let identity = EggIdentity::of(&egg.path)?;
+            Ok(match cache.get(&name, &egg.version, identity) {
+                Some(spiders) => Lookup::Cached(spiders),
+                None => Lookup::Miss(egg, identity),
+            })
+        })
+        .await?;
+        match lookup {
+            Lookup::Cached(spiders) => Ok(spiders),
+            Lookup::NoEgg => Ok(self.runner.list_spiders(project, None, None).await?),
+            Lookup::Miss(egg, identity) => {
+                let spiders = self.runner.list_spiders(project, Some(&egg.path), version).await?;
+                let (cache, name, listed) = (self.spiders.clone(), project.to_string(), spiders.clone());
+                let stored = blocking(move || cache.put(&name, &egg.version, identity, &listed)).await;
+                if let Err(err) = stored {
+                    tracing::warn!(project, "could not cache the spider list: {err}");
+                }
+                Ok(spiders)
+            }
         }
-        let spiders = self.runner.list_spiders(project, Some(&egg.path), version).await?;
-        if let Err(err) = self.spiders.put(project, &egg.version, identity, &spiders) {
-            tracing::warn!(project, version = egg.version, "could not cache the spider list: {err}");
-        }
-        Ok(spiders)
     }
+}
+
+/// What the spider-list cache knows about a project's egg.
+enum Lookup {
+    Cached(Vec<String>),
+    Miss(StoredEgg, EggIdentity),
+    NoEgg,
 }
 
 /// Runs filesystem work off the async workers, so a slow disk never stalls other requests.

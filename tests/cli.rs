@@ -136,3 +136,51 @@ fn environment_overrides_beat_the_config_files() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// CPU time (user + system, in clock ticks) the process has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..].split(' ').collect();
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+#[test]
+fn an_idle_daemon_uses_no_cpu() {
+    // A daemon that has deployed and run a job, with the watcher on, must go quiet: a feedback
+    // loop between the spool watcher and the rescans once kept one at 70% of a core.
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let python = crate::helper::python::python();
+    let conf = format!("[scrapyd]\nhttp_port = {port}\npython = {}\npoll_interval = 0.2\n", python.display());
+    std::fs::write(dir.path().join("scrapyd.conf"), conf).unwrap();
+    let mut child = command(dir.path()).stderr(Stdio::null()).spawn().unwrap();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "the daemon listens");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let egg = std::fs::read(crate::helper::python::egg("demo")).unwrap();
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let body = crate::helper::client::urlencode(&[("project", b"demo"), ("version", b"1"), ("egg", &egg)]);
+    assert_eq!(crate::helper::client::request(addr, "POST", "/addversion.json", &form, &body).json()["status"], "ok");
+    let body = crate::helper::client::urlencode(&[("project", b"demo"), ("spider", b"args"), ("jobid", b"idle")]);
+    crate::helper::client::request(addr, "POST", "/schedule.json", &form, &body);
+    let finished = || {
+        let reply = crate::helper::client::request(addr, "GET", "/status.json?job=idle", &[], b"");
+        reply.json()["currstate"] == "finished"
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !finished() {
+        assert!(Instant::now() < deadline, "the job finishes");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu_ticks(child.id());
+    std::thread::sleep(Duration::from_secs(3));
+    let used = cpu_ticks(child.id()) - before;
+    let _ = child.kill();
+    let _ = child.wait();
+    // 15 rescans at poll_interval 0.2 s cost well under a tick each; a spinning thread costs ~300.
+    assert!(used <= 10, "an idle daemon used {used} clock ticks of CPU in 3 s");
+}

@@ -71,10 +71,7 @@ pub async fn parse(app: &App, params: &mut Params) -> Result<ScheduleRequest, Ap
         Some(values) => values.into_iter().map(|value| super::decode("setting", value)).collect::<Result<_, _>>()?,
     };
 
-    if !app.project_exists(&project).await {
-        return Err(ApiError::project_not_found(&project));
-    }
-    let spiders = app.spiders(&project, version.as_deref()).await?;
+    let spiders = app.project_spiders(&project, version.as_deref()).await?;
     if !spiders.contains(&spider) {
         return Err(ApiError::message(format!("spider '{spider}' not found")));
     }

@@ -4,6 +4,7 @@
 //! overflow); the supervisor also rescans every `poll_interval`. They only make a job scheduled
 //! through another instance start now instead of at the next rescan.
 
+use notify::event::{EventKind, ModifyKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
@@ -13,24 +14,33 @@ pub fn watch_projects(spool_dir: &Path) -> notify::Result<(RecommendedWatcher, m
     let (changes, receiver) = mpsc::unbounded_channel();
     let root: PathBuf = spool_dir.to_path_buf();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
-        Ok(event) => {
+        // Only job files appearing, disappearing or being renamed into place count. Opening and
+        // closing files (the rescan itself opens the project's lock file) must not, or every
+        // rescan would trigger the next.
+        Ok(event) if is_job_change(&event.kind) => {
             for path in &event.paths {
                 if let Some(project) = project_of(&root, path) {
                     let _ = changes.send(project);
                 }
             }
         }
+        Ok(_) => {}
         Err(err) => tracing::debug!("filesystem watch: {err}"),
     })?;
     watcher.watch(spool_dir, RecursiveMode::Recursive)?;
     Ok((watcher, receiver))
 }
 
-/// The project a path under `root` belongs to: its first component.
+fn is_job_change(kind: &EventKind) -> bool {
+    matches!(kind, EventKind::Create(_) | EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)))
+}
+
+/// The project whose job files `path` is among: `<root>/<project>/{pending,running}/<file>`.
 fn project_of(root: &Path, path: &Path) -> Option<String> {
-    let relative = path.strip_prefix(root).ok()?;
-    let first = relative.components().next()?.as_os_str().to_str()?;
-    (first != super::INTERNAL_DIR).then(|| first.to_string())
+    let mut components = path.strip_prefix(root).ok()?.components().map(|c| c.as_os_str().to_str());
+    let (project, state, _file) = (components.next()??, components.next()??, components.next()??);
+    let job_dir = matches!(state, "pending" | "running");
+    (job_dir && project != super::INTERNAL_DIR && components.next().is_none()).then(|| project.to_string())
 }
 
 #[cfg(test)]
@@ -42,7 +52,19 @@ mod tests {
         let root = Path::new("/data/spool");
         assert_eq!(project_of(root, &root.join(".scrapyd-rs/finished.jl")), None);
         assert_eq!(project_of(root, &root.join("demo/pending/x.json")).as_deref(), Some("demo"));
+        assert_eq!(project_of(root, &root.join("demo/running/x.json")).as_deref(), Some("demo"));
+        assert_eq!(project_of(root, &root.join("demo/.lock")), None, "the lock file is not a job");
+        assert_eq!(project_of(root, &root.join("demo/pending")), None);
         assert_eq!(project_of(root, Path::new("/elsewhere/x")), None);
         assert_eq!(project_of(root, root), None);
+    }
+
+    #[test]
+    fn only_files_coming_and_going_count() {
+        use notify::event::{AccessKind, CreateKind, DataChange, RenameMode};
+        assert!(is_job_change(&EventKind::Create(CreateKind::File)));
+        assert!(is_job_change(&EventKind::Modify(ModifyKind::Name(RenameMode::To))));
+        assert!(!is_job_change(&EventKind::Access(AccessKind::Open(notify::event::AccessMode::Write))));
+        assert!(!is_job_change(&EventKind::Modify(ModifyKind::Data(DataChange::Any))));
     }
 }

@@ -92,6 +92,8 @@ struct Crawl {
 
 struct Supervisor {
     app: Arc<App>,
+    /// Slots: `max_proc`, or `max_proc_per_cpu` × CPUs (counted once, at start).
+    max: usize,
     crawls: HashMap<JobKey, Crawl>,
     ended_tx: mpsc::UnboundedSender<Ended>,
 }
@@ -107,7 +109,8 @@ pub async fn run(
 ) {
     let SupervisorInbox { mut commands, wake } = inbox;
     let (ended_tx, mut ended_rx) = mpsc::unbounded_channel();
-    let mut supervisor = Supervisor { app: app.clone(), crawls: HashMap::new(), ended_tx };
+    let max = app.config.max_processes();
+    let mut supervisor = Supervisor { app: app.clone(), max, crawls: HashMap::new(), ended_tx };
     // Crawls left by a previous run hold slots: adopt them before starting anything.
     supervisor.adopt_orphans().await;
     supervisor.dispatch().await;
@@ -159,7 +162,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 impl Supervisor {
     fn max_processes(&self) -> usize {
-        self.app.config.max_processes()
+        self.max
     }
 
     /// Re-lists the projects whose files changed (this one and any others already reported),
