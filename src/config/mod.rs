@@ -107,16 +107,6 @@ pub enum ConfigError {
     InvalidValue { option: &'static str, value: String, expected: &'static str, origin: Origin },
 }
 
-/// Which finished-job storage stock would use; it changes the meaning of
-/// `finished_to_keep = 0` (memory: keep all; SQLite: keep none).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobStorageKind {
-    /// `scrapyd.jobstorage.MemoryJobStorage` (stock default).
-    Memory,
-    /// `scrapyd.jobstorage.SqliteJobStorage`.
-    Sqlite,
-}
-
 /// The inputs of configuration loading, separated from the process so that
 /// tests can point every location at a temporary directory.
 #[derive(Debug, Clone, Default)]
@@ -266,9 +256,6 @@ pub struct Config {
     /// The name reported as `node_name` (option `node_name`, default the
     /// host name).
     pub node_name: String,
-    /// Stock's `jobstorage` choice, which decides what `finished_to_keep =
-    /// 0` means. Unknown class paths fall back to memory with a warning.
-    pub jobstorage: JobStorageKind,
     /// scrapyd-rs's job spool directory (`spool_dir`, default `spool`):
     /// pending, running and finished job records.
     pub spool_dir: PathBuf,
@@ -342,7 +329,7 @@ impl Config {
                 warnings.push(format!("option `{name} = {value}` is negative; no crawl will ever start"));
             }
         }
-        let jobstorage = jobstorage(&opts, &mut warnings)?;
+        check_jobstorage(&opts, &mut warnings)?;
         Ok(Config {
             base_dir: base.clone(),
             sources: read,
@@ -368,7 +355,6 @@ impl Config {
                 Some((name, _)) => name,
                 None => hostname(sources),
             },
-            jobstorage,
             spool_dir: resolve(base, &opts.non_empty("spool_dir", "spool")?),
             python: opts.non_empty("python", "python3")?,
             max_upload_size: opts.size("max_upload_size", "1073741824")?,
@@ -547,18 +533,16 @@ fn class_path_warnings(opts: &Options<'_>) -> Result<Vec<String>, ConfigError> {
     Ok(warnings)
 }
 
-fn jobstorage(opts: &Options<'_>, warnings: &mut Vec<String>) -> Result<JobStorageKind, ConfigError> {
+/// `jobstorage`: either stock class is fine (finished jobs are always persisted in the spool,
+/// and `finished_to_keep = 0` keeps none, as stock documents it); anything else is named.
+fn check_jobstorage(opts: &Options<'_>, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
     let (value, _) = opts.string("jobstorage", MEMORY_JOB_STORAGE)?;
-    Ok(match value.as_str() {
-        MEMORY_JOB_STORAGE => JobStorageKind::Memory,
-        SQLITE_JOB_STORAGE => JobStorageKind::Sqlite,
-        _ => {
-            warnings.push(format!(
-                "option `jobstorage = {value}` is a Python class path; scrapyd-rs ignores it and uses its own job storage (with MemoryJobStorage's `finished_to_keep` meaning)"
-            ));
-            JobStorageKind::Memory
-        }
-    })
+    if value != MEMORY_JOB_STORAGE && value != SQLITE_JOB_STORAGE {
+        warnings.push(format!(
+            "option `jobstorage = {value}` is a Python class path; scrapyd-rs ignores it and keeps finished jobs in its spool"
+        ));
+    }
+    Ok(())
 }
 
 /// The effective `[services]` map: stock names in stock order, then added
@@ -830,7 +814,6 @@ mod tests {
         assert_eq!(c.eggs_dir, base.join("eggs"));
         assert_eq!(c.dbs_dir, base.join("dbs"));
         assert!(!c.dbs_in_memory());
-        assert_eq!(c.jobstorage, JobStorageKind::Memory);
         assert_eq!(c.spool_dir, base.join("spool"));
         assert_eq!(c.python, "python3");
         assert_eq!(c.max_upload_size, 1 << 30);
@@ -1174,10 +1157,8 @@ mod tests {
             config.warnings,
             ["option `launcher = my.Launcher` is a Python class path; scrapyd-rs ignores it and uses its own launcher"]
         );
-        assert_eq!(config.jobstorage, JobStorageKind::Sqlite);
         let config =
             sb.load_with("[scrapyd]\njobstorage = my.Storage\napplication = my.app\nmax_proc = -2\n").expect("loads");
-        assert_eq!(config.jobstorage, JobStorageKind::Memory);
         assert_eq!(config.warnings.len(), 3, "{:?}", config.warnings);
         assert_eq!(config.max_processes(), 0);
     }

@@ -207,12 +207,28 @@ impl JobIndex {
     }
 
     /// Claims a pending job for this instance. `None` when it is no longer pending.
+    ///
+    /// Until its process exists the job is *starting*: its record is in `running/` without a pid,
+    /// and answers still show it as pending (stock pops a job and spawns it in one step, so no
+    /// client ever sees a job between the two, or a running job without a pid).
     pub fn claim(&self, project: &str, id: &str) -> io::Result<Option<Claim>> {
         let guard = self.lock(project)?;
         let Some(job) = self.pending_job(project, id) else { return Ok(None) };
         self.changing(&guard, project)?;
         let claim = self.spool.claim(&guard, project, &pending_file_name(&job), (*job).clone())?;
-        self.state().remove_pending(&key(project, id));
+        let mut state = self.state();
+        let key = key(project, id);
+        state.remove_pending(&key);
+        if claim.is_some() {
+            let starting = RunningJob {
+                job: (*job).clone(),
+                owner: String::new(),
+                start_time: String::new(),
+                pid: None,
+                pid_start_ticks: None,
+            };
+            state.running.insert(key, Arc::new(starting));
+        }
         Ok(claim)
     }
 
@@ -231,13 +247,6 @@ impl JobIndex {
         state.remove_pending(&key);
         state.running.insert(key, Arc::new(record));
         Ok(())
-    }
-
-    /// Shows a job as running before its record is rewritten with the pid (the claim already
-    /// moved its file into `running/`).
-    pub fn note_running(&self, record: RunningJob) {
-        let key = key(&record.job.project, &record.job.id);
-        self.state().running.insert(key, Arc::new(record));
     }
 
     /// Records a finished job and removes its running files. Readers see the job move from
@@ -338,7 +347,8 @@ impl JobIndex {
     /// `(pending, running, finished)` counts.
     pub fn counts(&self) -> (usize, usize, usize) {
         let state = self.state();
-        (state.pending.len(), state.running.len(), state.finished.len())
+        let starting = state.running.values().filter(|r| r.pid.is_none()).count();
+        (state.pending.len() + starting, state.running.len() - starting, state.finished.len())
     }
 
     /// The state of a job, looked up as stock does: finished first, then running, then pending.
@@ -350,20 +360,20 @@ impl JobIndex {
             return Some(JobState::Finished);
         }
         // With a project these are lookups; without one, scans of running and pending jobs only.
-        let running = match project {
-            Some(project) => state.running.contains_key(&key(project, id)),
-            None => state.running.keys().any(|(_, i)| i == id),
+        // A job still starting (no pid yet) is pending to clients.
+        let claimed = match project {
+            Some(project) => state.running.get(&key(project, id)),
+            None => state.running.iter().find(|((_, i), _)| i == id).map(|(_, r)| r),
         };
         let pending = match project {
             Some(project) => state.pending_ids.contains_key(&key(project, id)),
             None => state.pending_ids.keys().any(|(_, i)| i == id),
         };
-        if running {
-            Some(JobState::Running)
-        } else if pending {
-            Some(JobState::Pending)
-        } else {
-            None
+        match claimed {
+            Some(record) if record.pid.is_some() => Some(JobState::Running),
+            Some(_) => Some(JobState::Pending),
+            None if pending => Some(JobState::Pending),
+            None => None,
         }
     }
 
@@ -376,9 +386,17 @@ impl JobIndex {
     pub fn snapshot(&self, project: Option<&str>) -> Snapshot {
         let state = self.state();
         let wanted = |p: &str| project.is_none_or(|want| want == p);
+        let (running, starting): (Vec<_>, Vec<_>) =
+            state.running.values().filter(|r| wanted(&r.job.project)).cloned().partition(|r| r.pid.is_some());
+        // Jobs still starting lead the pending list: they were its best entries.
+        let pending = starting
+            .into_iter()
+            .map(|record| Arc::new(record.job.clone()))
+            .chain(state.pending.values().filter(|j| wanted(&j.project)).cloned())
+            .collect();
         Snapshot {
-            pending: state.pending.values().filter(|j| wanted(&j.project)).cloned().collect(),
-            running: state.running.values().filter(|r| wanted(&r.job.project)).cloned().collect(),
+            pending,
+            running,
             finished: state.finished.iter().rev().filter(|j| wanted(&j.project)).cloned().collect(),
         }
     }

@@ -84,14 +84,19 @@ struct Crawl {
     record: RunningJob,
     pid: u32,
     /// Held for the crawl's life: other instances see the crawl is supervised.
-    lock: File,
+    _lock: File,
     /// Set once `cancel.json` asked for it: when to escalate to SIGKILL of the group.
     cancel_deadline: Option<Instant>,
     killed: bool,
+    /// The process has ended and its finished record is being written; the slot stays taken
+    /// until it is, so no more than `max_proc` jobs ever show as running.
+    ending: bool,
 }
 
 struct Supervisor {
     app: Arc<App>,
+    /// Crawls whose finished record has been written: their slots are free.
+    recorded_tx: mpsc::UnboundedSender<JobKey>,
     /// Slots: `max_proc`, or `max_proc_per_cpu` × CPUs (counted once, at start).
     max: usize,
     crawls: HashMap<JobKey, Crawl>,
@@ -109,8 +114,9 @@ pub async fn run(
 ) {
     let SupervisorInbox { mut commands, wake } = inbox;
     let (ended_tx, mut ended_rx) = mpsc::unbounded_channel();
+    let (recorded_tx, mut recorded_rx) = mpsc::unbounded_channel();
     let max = app.config.max_processes();
-    let mut supervisor = Supervisor { app: app.clone(), max, crawls: HashMap::new(), ended_tx };
+    let mut supervisor = Supervisor { app: app.clone(), recorded_tx, max, crawls: HashMap::new(), ended_tx };
     // Crawls left by a previous run hold slots: adopt them before starting anything.
     supervisor.adopt_orphans().await;
     supervisor.dispatch().await;
@@ -136,8 +142,10 @@ pub async fn run(
                 supervisor.dispatch().await;
             }
             Some(command) = commands.recv() => supervisor.handle(command),
-            Some(ended) = ended_rx.recv() => {
-                supervisor.finish(ended);
+            Some(ended) = ended_rx.recv() => supervisor.finish(ended),
+            Some(key) = recorded_rx.recv() => {
+                // Dropping the crawl releases its lock; its slot takes the next job.
+                supervisor.crawls.remove(&key);
                 supervisor.dispatch().await;
             }
             () = sleep_until(deadline) => supervisor.escalate(),
@@ -224,9 +232,8 @@ impl Supervisor {
             pid: None,
             pid_start_ticks: None,
         };
-        // The claim is already durable (the record is in running/); the record is rewritten
-        // with the pid once the process exists, so nothing is written to disk before the spawn.
-        self.app.index.note_running(record.clone());
+        // The claim is already durable (the record is in running/, shown as pending until it has
+        // a pid); the record is rewritten with the pid once the process exists.
         let child = match self.spawn(&record).await {
             Ok(child) => child,
             Err(reason) => {
@@ -237,8 +244,13 @@ impl Supervisor {
                     signal: None,
                     reason: Some(reason),
                     stats: None,
+                    end_time: local_time(chrono::Local::now()),
                 };
-                tokio::spawn(record_end(self.app.clone(), record, end, lock));
+                let app = self.app.clone();
+                tokio::spawn(async move {
+                    record_end(&app, &record, end).await;
+                    drop(lock);
+                });
                 return;
             }
         };
@@ -257,7 +269,8 @@ impl Supervisor {
         );
         let key = (record.job.project.clone(), record.job.id.clone());
         self.watch_child(key.clone(), child);
-        self.crawls.insert(key, Crawl { record, pid, lock, cancel_deadline: None, killed: false });
+        self.crawls
+            .insert(key, Crawl { record, pid, _lock: lock, cancel_deadline: None, killed: false, ending: false });
     }
 
     async fn save_running(&self, record: &RunningJob) -> std::io::Result<()> {
@@ -326,11 +339,22 @@ impl Supervisor {
         });
     }
 
-    /// Frees the crawl's slot at once and records how it ended in the background, so the next
-    /// job starts without waiting for the finished record's fsyncs.
+    /// Records how a crawl ended, in the background so other slots are never held up by the
+    /// finished record's fsyncs. The end time is now; the slot is freed once the record is
+    /// written (`recorded_tx`), so the next job in it starts after this one ended.
     fn finish(&mut self, ended: Ended) {
-        let Some(crawl) = self.crawls.remove(&ended.key) else { return };
-        tokio::spawn(record_crawl_end(self.app.clone(), crawl, ended));
+        let Some(crawl) = self.crawls.get_mut(&ended.key).filter(|c| !c.ending) else { return };
+        crawl.ending = true;
+        let end_time = local_time(chrono::Local::now());
+        let task = record_crawl_end(
+            self.app.clone(),
+            crawl.record.clone(),
+            crawl.cancel_deadline.is_some(),
+            ended,
+            end_time,
+            self.recorded_tx.clone(),
+        );
+        tokio::spawn(task);
     }
 
     fn handle(&mut self, command: Command) {
@@ -345,7 +369,7 @@ impl Supervisor {
     /// Sends a cancel signal to the crawl; the second cancel of a crawl kills its whole group.
     fn cancel(&mut self, key: &JobKey, signal: i32) -> bool {
         let grace = self.app.config.cancel_grace;
-        let Some(crawl) = self.crawls.get_mut(key) else { return false };
+        let Some(crawl) = self.crawls.get_mut(key).filter(|c| !c.ending) else { return false };
         if crawl.cancel_deadline.is_some() {
             kill_group(crawl);
         } else {
@@ -359,14 +383,14 @@ impl Supervisor {
 
     /// The earliest moment a cancelled crawl should be killed.
     fn next_deadline(&self) -> Option<Instant> {
-        self.crawls.values().filter(|c| !c.killed).filter_map(|c| c.cancel_deadline).min()
+        self.crawls.values().filter(|c| !c.killed && !c.ending).filter_map(|c| c.cancel_deadline).min()
     }
 
     /// Kills the groups of cancelled crawls that outlived `cancel_grace`.
     fn escalate(&mut self) {
         let now = Instant::now();
         for crawl in self.crawls.values_mut() {
-            if !crawl.killed && crawl.cancel_deadline.is_some_and(|d| d <= now) {
+            if !crawl.killed && !crawl.ending && crawl.cancel_deadline.is_some_and(|d| d <= now) {
                 kill_group(crawl);
             }
         }
@@ -395,13 +419,17 @@ impl Supervisor {
                     tracing::info!(project = key.0, job = key.1, pid, "re-adopted a running crawl");
                     self.watch_adopted(key.clone(), pid, ticks);
                     let record = (*record).clone();
-                    self.crawls.insert(key, Crawl { record, pid, lock, cancel_deadline: None, killed: false });
+                    self.crawls.insert(
+                        key,
+                        Crawl { record, pid, _lock: lock, cancel_deadline: None, killed: false, ending: false },
+                    );
                 }
                 _ => {
                     let result = read_result(&self.app, &record.job).await;
                     let never_started = record.pid.is_none();
                     let end = End::from_result(result, false, never_started);
-                    record_end(self.app.clone(), (*record).clone(), end, lock).await;
+                    record_end(&self.app, &record, end).await;
+                    drop(lock);
                 }
             }
         }
@@ -416,6 +444,7 @@ struct End {
     signal: Option<i32>,
     reason: Option<String>,
     stats: Option<serde_json::Value>,
+    end_time: String,
 }
 
 impl End {
@@ -428,7 +457,8 @@ impl End {
                 "the crawl ended while no daemon was its parent, and left no exit status"
             };
             let outcome = if cancelled { Outcome::Cancelled } else { Outcome::Lost };
-            return End { outcome, exit_code: None, signal: None, reason: Some(reason.into()), stats: None };
+            let end_time = local_time(chrono::Local::now());
+            return End { outcome, exit_code: None, signal: None, reason: Some(reason.into()), stats: None, end_time };
         };
         let outcome = if cancelled {
             Outcome::Cancelled
@@ -437,14 +467,21 @@ impl End {
         } else {
             Outcome::Failed
         };
-        End { outcome, exit_code: result.exit_code, signal: result.signal, reason: None, stats: result.stats }
+        let end_time = local_time(chrono::Local::now());
+        End { outcome, exit_code: result.exit_code, signal: result.signal, reason: None, stats: result.stats, end_time }
     }
 }
 
-/// Records how a crawl this instance supervised ended.
-async fn record_crawl_end(app: Arc<App>, crawl: Crawl, ended: Ended) {
-    let result = read_result(&app, &crawl.record.job).await;
-    let cancelled = crawl.cancel_deadline.is_some();
+/// Records how a crawl this instance supervised ended, then frees its slot.
+async fn record_crawl_end(
+    app: Arc<App>,
+    record: RunningJob,
+    cancelled: bool,
+    ended: Ended,
+    end_time: String,
+    recorded: mpsc::UnboundedSender<JobKey>,
+) {
+    let result = read_result(&app, &record.job).await;
     // The runner saw the Scrapy process's own status. Without its record, use what we saw as
     // the parent, which is only known for our own children.
     let seen = (ended.exit_code.is_some() || ended.signal.is_some()).then_some(RunResult {
@@ -452,17 +489,18 @@ async fn record_crawl_end(app: Arc<App>, crawl: Crawl, ended: Ended) {
         signal: ended.signal,
         stats: None,
     });
-    let end = End::from_result(result.or(seen), cancelled, false);
+    let end = End { end_time, ..End::from_result(result.or(seen), cancelled, false) };
     tracing::info!(
-        project = crawl.record.job.project,
-        job = crawl.record.job.id,
-        pid = crawl.pid,
+        project = record.job.project,
+        job = record.job.id,
+        pid = ?record.pid,
         exit_code = ?end.exit_code,
         signal = ?end.signal,
         outcome = ?end.outcome,
         "Process finished"
     );
-    record_end(app, crawl.record, end, crawl.lock).await;
+    record_end(&app, &record, end).await;
+    let _ = recorded.send(ended.key);
 }
 
 async fn read_result(app: &App, job: &PendingJob) -> Option<RunResult> {
@@ -470,8 +508,9 @@ async fn read_result(app: &App, job: &PendingJob) -> Option<RunResult> {
     blocking(move || read_result_file(&path)).await
 }
 
-/// Appends the finished record and removes the running one; the job's lock is released after.
-async fn record_end(app: Arc<App>, record: RunningJob, end: End, lock: File) {
+/// Appends the finished record and removes the running one. The caller holds the job's lock
+/// until this returns.
+async fn record_end(app: &App, record: &RunningJob, end: End) {
     let job = &record.job;
     let finished = FinishedJob {
         id: job.id.clone(),
@@ -479,7 +518,7 @@ async fn record_end(app: Arc<App>, record: RunningJob, end: End, lock: File) {
         spider: job.spider.clone(),
         version: job.version.clone(),
         start_time: record.start_time.clone(),
-        end_time: local_time(chrono::Local::now()),
+        end_time: end.end_time,
         outcome: end.outcome,
         exit_code: end.exit_code,
         signal: end.signal,
@@ -492,7 +531,6 @@ async fn record_end(app: Arc<App>, record: RunningJob, end: End, lock: File) {
     if let Err(err) = blocking(move || index.finish(&finished)).await {
         tracing::error!(project = job.project, job = job.id, "cannot record the end of the job: {err}");
     }
-    drop(lock);
 }
 
 fn kill_group(crawl: &mut Crawl) {
