@@ -43,9 +43,10 @@ use std::sync::Arc;
 pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> io::Result<()> {
     let (handle, inbox) = supervisor::SupervisorHandle::new();
     let app = Arc::new(app::App::new(config, handle)?);
-    let watcher = match spool::watch::watch_projects(app.index.spool().root()) {
-        Ok((watcher, changes)) => Some((watcher, changes)),
-        Err(err) => {
+    let watcher = match app.config.watch_spool.then(|| spool::watch::watch_projects(app.index.spool().root())) {
+        None => None,
+        Some(Ok((watcher, changes))) => Some((watcher, changes)),
+        Some(Err(err)) => {
             tracing::warn!("not watching the spool ({err}); relying on the rescan every poll_interval");
             None
         }

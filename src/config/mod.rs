@@ -268,6 +268,10 @@ pub struct Config {
     /// How long a cancelled crawl may take to exit before scrapyd-rs
     /// escalates to its process group (`cancel_grace`, default 30 seconds).
     pub cancel_grace: Duration,
+    /// Whether to watch the spool for other instances' changes (`watch_spool`, default on).
+    /// Turn it off on filesystems that deliver no events (NFS); the rescan every
+    /// `poll_interval` then does the work alone.
+    pub watch_spool: bool,
     /// Effective endpoints (`[services]`), name → Python class path: stock's
     /// defaults in stock's order minus those set to an empty value, then
     /// added names in file order.
@@ -359,6 +363,7 @@ impl Config {
             python: opts.non_empty("python", "python3")?,
             max_upload_size: opts.size("max_upload_size", "1073741824")?,
             cancel_grace: opts.seconds("cancel_grace", "30.0")?,
+            watch_spool: opts.boolean("watch_spool", "on")?,
             services: services(ini)?,
             settings_projects: ini.items("settings")?,
             warnings,
@@ -859,6 +864,7 @@ mod tests {
             "python",
             "max_upload_size",
             "cancel_grace",
+            "watch_spool",
         ];
         let mut options = ini.options("scrapyd");
         options.sort();

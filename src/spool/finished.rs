@@ -89,6 +89,16 @@ impl FinishedLog {
         fsutil::write_atomic(&self.path, &text)
     }
 
+    /// Whether the log is as `cursor` left it (same file, same length): one `stat`, so callers
+    /// can check often.
+    pub fn unchanged_since(&self, cursor: &Cursor) -> bool {
+        match fs::metadata(&self.path) {
+            Ok(meta) => meta.ino() == cursor.inode && meta.len() == cursor.offset,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => *cursor == Cursor::default(),
+            Err(_) => false,
+        }
+    }
+
     /// Reads what was appended after `cursor`, and moves the cursor to the end.
     pub fn read_since(&self, cursor: &mut Cursor) -> io::Result<Update> {
         let mut file = match File::open(&self.path) {

@@ -134,13 +134,22 @@ pub struct JobIndex {
     state: Mutex<State>,
     /// Serialises reads of the finished log, so two readers never apply the same lines twice.
     finished_cursor: Mutex<Cursor>,
+    /// Open handles on the projects' lock files, to peek at their change counters cheaply.
+    lock_files: Mutex<HashMap<String, File>>,
 }
 
 impl JobIndex {
     /// Builds the index from what is on disk, showing at most `finished_to_keep` finished jobs.
     pub fn load(spool: Spool, log: FinishedLog, finished_to_keep: i64) -> io::Result<JobIndex> {
         let keep = usize::try_from(finished_to_keep).unwrap_or(0);
-        let index = JobIndex { spool, log, keep, state: Mutex::default(), finished_cursor: Mutex::default() };
+        let index = JobIndex {
+            spool,
+            log,
+            keep,
+            state: Mutex::default(),
+            finished_cursor: Mutex::default(),
+            lock_files: Mutex::default(),
+        };
         index.rescan_all()?;
         Ok(index)
     }
@@ -276,9 +285,25 @@ impl JobIndex {
         self.refresh_finished()
     }
 
+    /// Whether a project's change counter moved since the index last matched it: one read of
+    /// its lock file through a kept handle, without the lock (the watcher reports this
+    /// instance's own changes too, and those the index already holds).
+    pub fn project_moved(&self, project: &str) -> bool {
+        let seen = self.state().generations.get(project).copied();
+        seen.is_none() || seen != self.peek_generation(project)
+    }
+
     /// Catches up with one project if its change counter moved.
     pub fn rescan_project(&self, project: &str) -> io::Result<()> {
-        self.lock(project).map(drop)
+        if self.project_moved(project) { self.lock(project).map(drop) } else { Ok(()) }
+    }
+
+    fn peek_generation(&self, project: &str) -> Option<u64> {
+        let mut files = self.lock_files.lock().unwrap_or_else(|p| p.into_inner());
+        if !files.contains_key(project) {
+            files.insert(project.to_string(), self.spool.open_lock_file(project).ok()?);
+        }
+        Spool::peek_generation(files.get(project)?).ok()
     }
 
     /// Re-lists a project's pending and running files (under its lock), reading only the
@@ -330,6 +355,9 @@ impl JobIndex {
     /// running job that just ended, if any, in one step.
     fn read_finished(&self, ended: Option<&JobKey>) -> io::Result<()> {
         let mut cursor = self.finished_cursor.lock().unwrap_or_else(|p| p.into_inner());
+        if ended.is_none() && self.log.unchanged_since(&cursor) {
+            return Ok(());
+        }
         let update = self.log.read_since(&mut cursor)?;
         let mut state = self.state();
         if let Some(ended) = ended {

@@ -162,6 +162,19 @@ impl Spool {
         self.running_dir(project).join(format!("{id}.result"))
     }
 
+    /// Reads `project`'s change counter through `file`, an open handle on its lock file, without
+    /// taking the lock: a hint that something changed, to be confirmed under the lock.
+    pub fn peek_generation(file: &File) -> io::Result<u64> {
+        let mut bytes = [0u8; 8];
+        let read = file.read_at(&mut bytes, 0)?;
+        Ok(if read == 8 { u64::from_le_bytes(bytes) } else { 0 })
+    }
+
+    /// Opens `project`'s lock file for [`Spool::peek_generation`].
+    pub fn open_lock_file(&self, project: &str) -> io::Result<File> {
+        File::open(self.root.join(project).join(".lock"))
+    }
+
     /// Takes `project`'s lock, creating its directories on first use.
     pub fn lock_project(&self, project: &str) -> io::Result<ProjectGuard> {
         let dir = self.root.join(project);
@@ -204,10 +217,11 @@ impl Spool {
         let dir = self.pending_dir(&job.project);
         let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir)?;
         temp.write_all(&serde_json::to_vec(job)?)?;
-        // Rename first, then fsync the file and the directory: the same two flushes as the
-        // other order, but the directory's flush finds the rename already in the journal. The
-        // answer waits for both, and a loader skips a file torn by a crash in between.
-        let file = temp.persist(self.pending_dir(&job.project).join(pending_file_name(job))).map_err(|e| e.error)?;
+        // Rename first, then fsync the file and the directory. The file's fsync commits the
+        // journal transaction that already holds the rename, so the directory's fsync, which
+        // POSIX needs for the new name, finds nothing left to write: one journal commit per job.
+        // The answer waits for both; a loader skips a file torn by a crash in between.
+        let file = temp.persist(dir.join(pending_file_name(job))).map_err(|e| e.error)?;
         file.sync_all()?;
         fsutil::sync_dir(&dir)
     }

@@ -35,12 +35,13 @@ fn is_job_change(kind: &EventKind) -> bool {
     matches!(kind, EventKind::Create(_) | EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)))
 }
 
-/// The project whose job files `path` is among: `<root>/<project>/{pending,running}/<file>`.
+/// The project whose job records `path` is among: `<root>/<project>/{pending,running}/<job>.json`.
+/// Temporary files, lock files and runner results are not job records.
 fn project_of(root: &Path, path: &Path) -> Option<String> {
     let mut components = path.strip_prefix(root).ok()?.components().map(|c| c.as_os_str().to_str());
-    let (project, state, _file) = (components.next()??, components.next()??, components.next()??);
-    let job_dir = matches!(state, "pending" | "running");
-    (job_dir && project != super::INTERNAL_DIR && components.next().is_none()).then(|| project.to_string())
+    let (project, state, file) = (components.next()??, components.next()??, components.next()??);
+    let job_record = matches!(state, "pending" | "running") && file.ends_with(".json") && !file.starts_with(".tmp-");
+    (job_record && project != super::INTERNAL_DIR && components.next().is_none()).then(|| project.to_string())
 }
 
 #[cfg(test)]
@@ -54,6 +55,8 @@ mod tests {
         assert_eq!(project_of(root, &root.join("demo/pending/x.json")).as_deref(), Some("demo"));
         assert_eq!(project_of(root, &root.join("demo/running/x.json")).as_deref(), Some("demo"));
         assert_eq!(project_of(root, &root.join("demo/.lock")), None, "the lock file is not a job");
+        assert_eq!(project_of(root, &root.join("demo/pending/.tmp-x1Y2z3")), None);
+        assert_eq!(project_of(root, &root.join("demo/running/j.lock")), None);
         assert_eq!(project_of(root, &root.join("demo/pending")), None);
         assert_eq!(project_of(root, Path::new("/elsewhere/x")), None);
         assert_eq!(project_of(root, root), None);

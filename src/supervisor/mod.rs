@@ -182,6 +182,12 @@ impl Supervisor {
                 projects.insert(project);
             }
         }
+        // Most events are this instance's own changes, which the index already holds: a peek at
+        // each project's change counter (one read) says so without a trip to the blocking pool.
+        projects.retain(|project| self.app.index.project_moved(project));
+        if projects.is_empty() {
+            return;
+        }
         let app = self.app.clone();
         let scanned = blocking(move || {
             for project in &projects {
