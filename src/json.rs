@@ -30,6 +30,9 @@ impl Formatter for PythonFormatter {
 
     fn write_string_fragment<W: ?Sized + Write>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()> {
         // `serde_json` hands over runs that need no JSON escaping; only non-ASCII remains to do.
+        if fragment.bytes().all(|b| b < 0x7f) {
+            return writer.write_all(fragment.as_bytes());
+        }
         let mut ascii_start = 0;
         for (index, ch) in fragment.char_indices() {
             // Python escapes everything outside printable ASCII; serde_json has already escaped

@@ -55,7 +55,7 @@ pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
     out.insert("project".into(), json!(project));
     out.insert("version".into(), json!(version));
     out.insert("spiders".into(), json!(spiders.len()));
-    Ok(out)
+    Ok(out.into())
 }
 
 /// Puts the uploaded egg in a file of its own in `upload_dir`: a value already spilled to disk is

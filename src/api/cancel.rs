@@ -31,5 +31,5 @@ pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
     }
     let mut out = fields();
     out.insert("prevstate".into(), json!(prevstate));
-    Ok(out)
+    Ok(out.into())
 }

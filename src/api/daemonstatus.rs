@@ -11,5 +11,5 @@ pub async fn handle(app: &App, _params: &mut Params) -> ApiResult {
     out.insert("pending".into(), json!(pending));
     out.insert("running".into(), json!(running));
     out.insert("finished".into(), json!(finished));
-    Ok(out)
+    Ok(out.into())
 }

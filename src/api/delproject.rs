@@ -10,5 +10,5 @@ pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
     let name = project.clone();
     blocking(move || eggs.delete_project(&name)).await?;
     app.spiders.remove_project(&project);
-    Ok(fields())
+    Ok(fields().into())
 }

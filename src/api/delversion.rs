@@ -17,5 +17,5 @@ pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
     } else {
         app.spiders.remove_project(&project);
     }
-    Ok(fields())
+    Ok(fields().into())
 }

@@ -8,5 +8,5 @@ use serde_json::json;
 pub async fn handle(app: &App, _params: &mut Params) -> ApiResult {
     let mut out = fields();
     out.insert("projects".into(), json!(app.projects().await?));
-    Ok(out)
+    Ok(out.into())
 }

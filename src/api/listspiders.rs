@@ -12,5 +12,5 @@ pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
     let spiders = app.project_spiders(&project, version.as_deref()).await?;
     let mut out = fields();
     out.insert("spiders".into(), json!(spiders));
-    Ok(out)
+    Ok(out.into())
 }

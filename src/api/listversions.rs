@@ -11,5 +11,5 @@ pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
     let versions = blocking(move || eggs.versions(&project)).await?;
     let mut out = fields();
     out.insert("versions".into(), json!(versions));
-    Ok(out)
+    Ok(out.into())
 }

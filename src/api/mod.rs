@@ -23,11 +23,27 @@ use crate::http::params::{Params, Value, python_utf8_error};
 use crate::runner::RunnerError;
 use serde_json::{Map, Value as Json};
 
-/// What a successful handler returns: its own keys, in order.
+/// A handler's own keys, in order.
 pub type Fields = Map<String, Json>;
 
+/// What a successful handler answers, before `status` and `node_name` are added.
+#[derive(Debug)]
+pub enum Answer {
+    /// Keys and values, serialised by the envelope.
+    Fields(Fields),
+    /// The keys already written as JSON text (`"a": 1, "b": []`), for answers too large to
+    /// build as values first (`listjobs` with a long history).
+    Raw(Vec<u8>),
+}
+
+impl From<Fields> for Answer {
+    fn from(fields: Fields) -> Self {
+        Answer::Fields(fields)
+    }
+}
+
 /// The result of a handler.
-pub type ApiResult = Result<Fields, ApiError>;
+pub type ApiResult = Result<Answer, ApiError>;
 
 /// An error answered in Scrapyd's envelope: `{"status": "error", "message": ..., "node_name": ...}`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -50,7 +50,7 @@ pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
     app.supervisor.wake();
     let mut out = fields();
     out.insert("jobid".into(), json!(jobid));
-    Ok(out)
+    Ok(out.into())
 }
 
 /// Reads and validates the parameters in stock's order.

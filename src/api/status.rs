@@ -16,5 +16,5 @@ pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
     let state = app.index.state_of(project.as_deref(), &job);
     let mut out = fields();
     out.insert("currstate".into(), json!(state.map(|s| s.as_str())));
-    Ok(out)
+    Ok(out.into())
 }

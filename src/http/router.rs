@@ -6,7 +6,7 @@
 
 use super::params::{BodyError, BodyKind, Params, read_body};
 use super::response::{self, Body};
-use crate::api::{ApiError, Endpoint, Method};
+use crate::api::{Answer, ApiError, Endpoint, Method};
 use crate::app::App;
 use crate::json::to_python_json;
 use bytes::Bytes;
@@ -74,10 +74,19 @@ async fn serve(app: &App, endpoint: Endpoint, request: Request<Incoming>) -> Res
         }
     };
     match result {
-        Ok(mut fields) => {
+        Ok(Answer::Fields(mut fields)) => {
             fields.insert("status".into(), json!("ok"));
             fields.insert("node_name".into(), json!(app.node_name()));
             envelope(methods, StatusCode::OK, &Value::Object(fields))
+        }
+        Ok(Answer::Raw(keys)) => {
+            let mut body = Vec::with_capacity(keys.len() + 64);
+            body.push(b'{');
+            body.extend_from_slice(&keys);
+            body.extend_from_slice(b", \"status\": \"ok\", \"node_name\": ");
+            body.extend_from_slice(&to_python_json(app.node_name()));
+            body.extend_from_slice(b"}\n");
+            response::json(StatusCode::OK, methods, body)
         }
         Err(error) if app.config.debug => {
             let name = endpoint_path(app, endpoint);
