@@ -11,5 +11,6 @@ mod api_errors;
 mod cli;
 mod clients;
 mod differential;
+mod instances;
 mod jobs;
 mod runner;

@@ -25,9 +25,13 @@ pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
     }
     if app.index.running(&project, &job).is_some() {
         let signal = parse_signal(&signal).map_err(|(class, text)| ApiError::exception(class, text))?;
-        if app.supervisor.cancel(&project, &job, signal).await {
-            prevstate = Some("running");
+        if !app.supervisor.cancel(&project, &job, signal).await {
+            // Another instance sharing the data directory supervises the crawl: ask it.
+            let spool = app.index.spool().clone();
+            let (p, j) = (project.clone(), job.clone());
+            blocking(move || spool.request_cancel(&p, &j, signal)).await?;
         }
+        prevstate = Some("running");
     }
     let mut out = fields();
     out.insert("prevstate".into(), json!(prevstate));

@@ -7,6 +7,7 @@
 //! spool/<project>/running/<job>.json             a claimed job (renamed from pending/)
 //! spool/<project>/running/<job>.lock             held by the instance supervising the crawl
 //! spool/<project>/running/<job>.result           written by the runner when the crawl ends
+//! spool/<project>/running/<job>.cancel           cancel requests for a crawl another instance runs
 //! spool/.scrapyd-rs/finished.jl                  finished jobs, one JSON line each
 //! spool/.scrapyd-rs/{spiders,runner,uploads}/    spider-list cache, runner module, upload staging
 //! ```
@@ -175,6 +176,26 @@ impl Spool {
         File::open(self.root.join(project).join(".lock"))
     }
 
+    /// Where cancel requests for a running job go: one signal number per line, appended by
+    /// whichever instance received `cancel.json`, read by the instance supervising the crawl.
+    pub fn cancel_file(&self, project: &str, id: &str) -> PathBuf {
+        self.running_dir(project).join(format!("{id}.cancel"))
+    }
+
+    /// Asks the instance supervising a crawl to signal it. Appending one short line is atomic,
+    /// so requests from several instances never mix.
+    pub fn request_cancel(&self, project: &str, id: &str, signal: i32) -> io::Result<()> {
+        let mut file = OpenOptions::new().create(true).append(true).open(self.cancel_file(project, id))?;
+        file.write_all(format!("{signal}\n").as_bytes())
+    }
+
+    /// The signals requested for a job so far, in order.
+    pub fn cancel_requests(&self, project: &str, id: &str) -> Vec<i32> {
+        fs::read_to_string(self.cancel_file(project, id))
+            .map(|text| text.lines().filter_map(|line| line.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
     /// Takes `project`'s lock, creating its directories on first use.
     pub fn lock_project(&self, project: &str) -> io::Result<ProjectGuard> {
         let dir = self.root.join(project);
@@ -275,8 +296,13 @@ impl Spool {
     /// Removes a running job's files once its finished record is written.
     pub fn remove_running(&self, _guard: &ProjectGuard, project: &str, id: &str) -> io::Result<()> {
         let stats = self.running_dir(project).join(format!("{id}.result.stats"));
-        let files =
-            [self.running_file(project, id), self.result_file(project, id), stats, self.running_lock(project, id)];
+        let files = [
+            self.running_file(project, id),
+            self.result_file(project, id),
+            stats,
+            self.cancel_file(project, id),
+            self.running_lock(project, id),
+        ];
         for path in files {
             match fs::remove_file(&path) {
                 Ok(()) => {}

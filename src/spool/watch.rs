@@ -32,15 +32,21 @@ pub fn watch_projects(spool_dir: &Path) -> notify::Result<(RecommendedWatcher, m
 }
 
 fn is_job_change(kind: &EventKind) -> bool {
-    matches!(kind, EventKind::Create(_) | EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)))
+    // A cancel request is an append to a file that may exist already: a data change.
+    matches!(
+        kind,
+        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_) | ModifyKind::Data(_))
+    )
 }
 
-/// The project whose job records `path` is among: `<root>/<project>/{pending,running}/<job>.json`.
-/// Temporary files, lock files and runner results are not job records.
+/// The project whose job records `path` is among: `<root>/<project>/{pending,running}/<job>.json`,
+/// or a cancel request (`running/<job>.cancel`). Temporary files, lock files and runner results
+/// are neither.
 fn project_of(root: &Path, path: &Path) -> Option<String> {
     let mut components = path.strip_prefix(root).ok()?.components().map(|c| c.as_os_str().to_str());
     let (project, state, file) = (components.next()??, components.next()??, components.next()??);
-    let job_record = matches!(state, "pending" | "running") && file.ends_with(".json") && !file.starts_with(".tmp-");
+    let record = matches!(state, "pending" | "running") && file.ends_with(".json") && !file.starts_with(".tmp-");
+    let job_record = record || (state == "running" && file.ends_with(".cancel"));
     (job_record && project != super::INTERNAL_DIR && components.next().is_none()).then(|| project.to_string())
 }
 
@@ -68,6 +74,7 @@ mod tests {
         assert!(is_job_change(&EventKind::Create(CreateKind::File)));
         assert!(is_job_change(&EventKind::Modify(ModifyKind::Name(RenameMode::To))));
         assert!(!is_job_change(&EventKind::Access(AccessKind::Open(notify::event::AccessMode::Write))));
-        assert!(!is_job_change(&EventKind::Modify(ModifyKind::Data(DataChange::Any))));
+        assert!(is_job_change(&EventKind::Modify(ModifyKind::Data(DataChange::Any))));
+        assert_eq!(project_of(Path::new("/s"), Path::new("/s/p/running/j.cancel")).as_deref(), Some("p"));
     }
 }

@@ -91,6 +91,8 @@ struct Crawl {
     /// The process has ended and its finished record is being written; the slot stays taken
     /// until it is, so no more than `max_proc` jobs ever show as running.
     ending: bool,
+    /// How many cancel requests from other instances (`<job>.cancel`) have been acted on.
+    remote_cancels: usize,
 }
 
 struct Supervisor {
@@ -135,10 +137,12 @@ pub async fn run(
                     tracing::warn!("rescanning the spool failed: {err}");
                 }
                 supervisor.adopt_orphans().await;
+                supervisor.cancel_requested();
                 supervisor.dispatch().await;
             }
             Some(project) = next_change(&mut changes) => {
                 supervisor.catch_up(project, &mut changes).await;
+                supervisor.cancel_requested();
                 supervisor.dispatch().await;
             }
             Some(command) = commands.recv() => supervisor.handle(command),
@@ -275,8 +279,10 @@ impl Supervisor {
         );
         let key = (record.job.project.clone(), record.job.id.clone());
         self.watch_child(key.clone(), child);
-        self.crawls
-            .insert(key, Crawl { record, pid, _lock: lock, cancel_deadline: None, killed: false, ending: false });
+        self.crawls.insert(
+            key,
+            Crawl { record, pid, _lock: lock, cancel_deadline: None, killed: false, ending: false, remote_cancels: 0 },
+        );
     }
 
     async fn save_running(&self, record: &RunningJob) -> std::io::Result<()> {
@@ -387,6 +393,24 @@ impl Supervisor {
         true
     }
 
+    /// Acts on cancel requests other instances wrote for crawls this one supervises: a read of
+    /// one small file per own crawl, of which there are at most `max_proc`.
+    fn cancel_requested(&mut self) {
+        let spool = self.app.index.spool().clone();
+        let keys: Vec<JobKey> = self.crawls.keys().cloned().collect();
+        for key in keys {
+            let requests = spool.cancel_requests(&key.0, &key.1);
+            let seen = self.crawls.get(&key).map_or(0, |c| c.remote_cancels);
+            for &signal in requests.iter().skip(seen) {
+                tracing::info!(project = key.0, job = key.1, signal, "cancel requested through another instance");
+                self.cancel(&key, signal);
+            }
+            if let Some(crawl) = self.crawls.get_mut(&key) {
+                crawl.remote_cancels = requests.len().max(seen);
+            }
+        }
+    }
+
     /// The earliest moment a cancelled crawl should be killed.
     fn next_deadline(&self) -> Option<Instant> {
         self.crawls.values().filter(|c| !c.killed && !c.ending).filter_map(|c| c.cancel_deadline).min()
@@ -427,7 +451,15 @@ impl Supervisor {
                     let record = (*record).clone();
                     self.crawls.insert(
                         key,
-                        Crawl { record, pid, _lock: lock, cancel_deadline: None, killed: false, ending: false },
+                        Crawl {
+                            record,
+                            pid,
+                            _lock: lock,
+                            cancel_deadline: None,
+                            killed: false,
+                            ending: false,
+                            remote_cancels: 0,
+                        },
                     );
                 }
                 _ => {

@@ -1,0 +1,92 @@
+//! Several daemons serving one data directory: one consistent view, each job run once, cancel
+//! from anywhere.
+
+use crate::helper::{Daemon, python};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    condition()
+}
+
+fn ids(list: &Value) -> BTreeSet<String> {
+    list.as_array().expect("a list").iter().map(|job| job["id"].as_str().expect("an id").to_string()).collect()
+}
+
+fn schedule(daemon: &Daemon, spider: &str, jobid: &str, extra: &[(&str, &[u8])]) {
+    let mut fields: Vec<(&str, &[u8])> =
+        vec![("project", b"demo"), ("spider", spider.as_bytes()), ("jobid", jobid.as_bytes())];
+    fields.extend_from_slice(extra);
+    let reply = daemon.post_form("/schedule.json", &fields);
+    assert_eq!(reply.ok()["jobid"], jobid);
+}
+
+#[test]
+fn two_instances_run_each_job_once_and_agree() {
+    // Keep every log, so each crawl's can be checked.
+    let first = Daemon::start("node_name = first\nmax_proc = 2\njobs_to_keep = 100\n");
+    let second = Daemon::start_reusing(first.path(), "node_name = second\nmax_proc = 2\njobs_to_keep = 100\n");
+    first.add_version("demo", "r1", &python::egg("demo")).ok();
+    let jobs: Vec<String> = (0..12).map(|i| format!("shared-{i}")).collect();
+    for (i, job) in jobs.iter().enumerate() {
+        let daemon = if i % 2 == 0 { &first } else { &second };
+        schedule(daemon, "args", job, &[]);
+    }
+    let all: BTreeSet<String> = jobs.iter().cloned().collect();
+    let done = |daemon: &Daemon| ids(&daemon.get("/listjobs.json").ok()["finished"]) == all;
+    assert!(wait_until(Duration::from_secs(120), || done(&first) && done(&second)), "every job finishes");
+
+    // Both instances list the same history, each job once, run by one of the two.
+    let first_view = first.get("/listjobs.json?project=demo").ok();
+    let second_view = second.get("/listjobs.json?project=demo").ok();
+    assert_eq!(first_view["finished"], second_view["finished"]);
+    let finished = first_view["finished"].as_array().unwrap();
+    assert_eq!(finished.len(), jobs.len(), "each job is recorded once");
+    let nodes: BTreeSet<&str> = finished.iter().map(|job| job["node_name"].as_str().unwrap()).collect();
+    assert!(nodes.iter().all(|node| ["first", "second"].contains(node)), "{nodes:?}");
+    for job in finished {
+        assert_eq!(job["outcome"], "finished", "{job}");
+    }
+    // Each crawl ran once: one log file per job, each with one Scrapy start.
+    for job in &jobs {
+        let log = std::fs::read_to_string(first.path().join(format!("logs/demo/args/{job}.log"))).unwrap();
+        assert_eq!(log.matches("Spider opened").count(), 1, "{job} ran once");
+    }
+    for daemon in [&first, &second] {
+        let status = daemon.get("/daemonstatus.json").ok();
+        assert_eq!(
+            (&status["pending"], &status["running"], &status["finished"]),
+            (&Value::from(0), &Value::from(0), &Value::from(12))
+        );
+        assert_eq!(daemon.get("/status.json?job=shared-3").ok()["currstate"], "finished");
+    }
+}
+
+#[test]
+fn a_job_is_cancelled_through_an_instance_that_does_not_run_it() {
+    // The second instance has no slots, so every crawl runs on the first.
+    let first = Daemon::start("node_name = first\nmax_proc = 1\n");
+    let second = Daemon::start_reusing(first.path(), "node_name = second\nmax_proc = 0\nmax_proc_per_cpu = 0\n");
+    first.add_version("demo", "r1", &python::egg("demo")).ok();
+    schedule(&second, "sleeper", "far", &[("seconds", b"60")]);
+    let running_on_first = || {
+        let running = second.get("/listjobs.json").ok()["running"].clone();
+        running.as_array().is_some_and(|list| list.iter().any(|job| job["id"] == "far" && job["node_name"] == "first"))
+    };
+    assert!(wait_until(Duration::from_secs(30), running_on_first), "the second instance sees the crawl on the first");
+
+    let reply = second.post_form("/cancel.json", &[("project", b"demo"), ("job", b"far")]);
+    assert_eq!(reply.ok()["prevstate"], "running");
+    let finished = || first.get("/status.json?job=far").ok()["currstate"] == "finished";
+    assert!(wait_until(Duration::from_secs(30), finished), "the crawl ends");
+    let entry = second.get("/listjobs.json").ok()["finished"][0].clone();
+    assert_eq!((&entry["id"], &entry["outcome"]), (&Value::from("far"), &Value::from("cancelled")), "{entry}");
+}
