@@ -175,6 +175,7 @@ impl JobIndex {
         let guard = self.spool.lock_project(project)?;
         let generation = guard.generation()?;
         if self.state().generations.get(project) != Some(&generation) {
+            self.spool.remove_stray_temp_files(&guard, project)?;
             self.relist(project)?;
             self.state().generations.insert(project.to_string(), generation);
         }

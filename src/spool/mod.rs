@@ -207,6 +207,19 @@ impl Spool {
         Ok(ProjectGuard { file })
     }
 
+    /// Removes temporary files a crash left in a project's job directories. Every writer holds
+    /// the project's lock while its temporary file exists, so under the lock any one found is an
+    /// orphan.
+    pub fn remove_stray_temp_files(&self, _guard: &ProjectGuard, project: &str) -> io::Result<()> {
+        for dir in [self.pending_dir(project), self.running_dir(project)] {
+            for name in list_names(&dir)?.into_iter().filter(|name| name.starts_with(".tmp-")) {
+                tracing::info!(project, "removing {name}, a temporary file left by a crash");
+                let _ = fs::remove_file(dir.join(name));
+            }
+        }
+        Ok(())
+    }
+
     /// Project names that have a spool directory.
     pub fn projects(&self) -> io::Result<Vec<String>> {
         let mut projects = Vec::new();
@@ -436,6 +449,20 @@ mod tests {
         assert_eq!(job_id_of_pending_name("x.json"), None);
         assert_eq!(job_id_of_pending_name(".tmp-abc"), None);
         assert_eq!(job_id_of_pending_name(&pending_file_name(&job("a-b.c", 1.0, 5))), Some("a-b.c"));
+    }
+
+    #[test]
+    fn stray_temporary_files_are_removed_under_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        let guard = spool.lock_project("p").unwrap();
+        fs::write(spool.pending_dir("p").join(".tmp-abc123"), b"{\"torn").unwrap();
+        fs::write(spool.running_dir("p").join(".tmp-def456"), b"").unwrap();
+        let job = job("kept", 0.0, 1);
+        spool.write_pending(&guard, &job).unwrap();
+        spool.remove_stray_temp_files(&guard, "p").unwrap();
+        assert_eq!(list_names(&spool.running_dir("p")).unwrap(), Vec::<String>::new());
+        assert_eq!(list_names(&spool.pending_dir("p")).unwrap(), [pending_file_name(&job)]);
     }
 
     #[test]
