@@ -176,19 +176,19 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    /// Every endpoint, with its default path, in stock's `[services]` order.
-    pub const DEFAULTS: [(&'static str, Endpoint); 11] = [
-        ("schedule.json", Endpoint::Schedule),
-        ("cancel.json", Endpoint::Cancel),
-        ("status.json", Endpoint::Status),
-        ("addversion.json", Endpoint::AddVersion),
-        ("listprojects.json", Endpoint::ListProjects),
-        ("listversions.json", Endpoint::ListVersions),
-        ("listspiders.json", Endpoint::ListSpiders),
-        ("delproject.json", Endpoint::DeleteProject),
-        ("delversion.json", Endpoint::DeleteVersion),
-        ("listjobs.json", Endpoint::ListJobs),
-        ("daemonstatus.json", Endpoint::DaemonStatus),
+    /// Every endpoint. (Their default paths are stock's `[services]` section, in the config.)
+    pub const ALL: [Endpoint; 11] = [
+        Endpoint::Schedule,
+        Endpoint::Cancel,
+        Endpoint::Status,
+        Endpoint::AddVersion,
+        Endpoint::ListProjects,
+        Endpoint::ListVersions,
+        Endpoint::ListSpiders,
+        Endpoint::DeleteProject,
+        Endpoint::DeleteVersion,
+        Endpoint::ListJobs,
+        Endpoint::DaemonStatus,
     ];
 
     /// The Python class name, as stock's error texts spell it.
@@ -211,7 +211,7 @@ impl Endpoint {
     /// The endpoint a `[services]` class path names (`scrapyd.webservice.Schedule`), if any.
     pub fn from_class_path(class_path: &str) -> Option<Endpoint> {
         let class = class_path.strip_prefix("scrapyd.webservice.")?;
-        Self::DEFAULTS.iter().map(|&(_, endpoint)| endpoint).find(|endpoint| endpoint.class_name() == class)
+        Self::ALL.into_iter().find(|endpoint| endpoint.class_name() == class)
     }
 
     /// The method the endpoint answers.
@@ -241,5 +241,22 @@ impl Endpoint {
             Endpoint::ListJobs => listjobs::handle(app, params).await,
             Endpoint::DaemonStatus => daemonstatus::handle(app, params).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_stock_service_is_an_endpoint_with_its_method() {
+        for (path, class) in crate::config::STOCK_SERVICES {
+            let endpoint = Endpoint::from_class_path(class).unwrap_or_else(|| panic!("{class}"));
+            let posted = ["schedule.json", "cancel.json", "addversion.json", "delproject.json", "delversion.json"];
+            let expected = if posted.contains(&path) { Method::Post } else { Method::Get };
+            assert_eq!(endpoint.method(), expected, "{path}");
+        }
+        assert_eq!(Endpoint::from_class_path("scrapyd.webservice.Nope"), None);
+        assert_eq!(Endpoint::from_class_path("my.module.Schedule"), None);
     }
 }

@@ -397,20 +397,9 @@ fn quarantine(path: &Path, err: &serde_json::Error) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use indexmap::IndexMap;
 
     fn job(id: &str, priority: f64, enqueued_ns: u64) -> PendingJob {
-        PendingJob {
-            id: id.into(),
-            project: "p".into(),
-            spider: "s".into(),
-            version: None,
-            settings: IndexMap::new(),
-            args: IndexMap::new(),
-            priority,
-            enqueued_ns,
-            node: "n".into(),
-        }
+        PendingJob::for_tests(id, priority, enqueued_ns)
     }
 
     #[test]

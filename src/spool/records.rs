@@ -147,10 +147,9 @@ pub fn now_ns() -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn job(priority: f64, enqueued_ns: u64, id: &str) -> PendingJob {
+impl PendingJob {
+    /// A job of spider `s` in project `p`, for unit tests.
+    pub fn for_tests(id: &str, priority: f64, enqueued_ns: u64) -> PendingJob {
         PendingJob {
             id: id.into(),
             project: "p".into(),
@@ -162,6 +161,15 @@ mod tests {
             enqueued_ns,
             node: "n".into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(priority: f64, enqueued_ns: u64, id: &str) -> PendingJob {
+        PendingJob::for_tests(id, priority, enqueued_ns)
     }
 
     #[test]

@@ -287,7 +287,7 @@ pub fn not_a_zip() -> Vec<u8> {
 
 /// Takes an exclusive lock on `path` (created if needed), held until the file is
 /// dropped. The lock file itself is never renamed or deleted.
-fn lock(path: &Path) -> File {
+pub(crate) fn lock(path: &Path) -> File {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).unwrap_or_else(|e| panic!("create {}: {e}", parent.display()));
     }
@@ -314,7 +314,7 @@ fn write_marker(path: &Path, text: &str) {
 }
 
 /// Runs a provisioning command to completion, panicking with its output if it fails.
-fn run(what: &str, command: &mut Command) -> Output {
+pub(crate) fn run(what: &str, command: &mut Command) -> Output {
     let output = command.output().unwrap_or_else(|e| panic!("test helper: cannot {what}: {command:?}: {e}"));
     if !output.status.success() {
         panic!(

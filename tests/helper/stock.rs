@@ -12,10 +12,11 @@
 //! [`super::python::egg`] work there too.
 
 use super::client::{self, Reply, multipart};
+use super::python::{lock, run};
 use std::fs::{self, File};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -215,33 +216,4 @@ impl Drop for Stock {
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind port 0");
     listener.local_addr().expect("local addr").port()
-}
-
-/// Takes an exclusive lock on `path` (created if needed), held until the file is dropped.
-fn lock(path: &Path) -> File {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).unwrap_or_else(|e| panic!("create {}: {e}", parent.display()));
-    }
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .unwrap_or_else(|e| panic!("open the lock file {}: {e}", path.display()));
-    file.lock().unwrap_or_else(|e| panic!("lock {}: {e}", path.display()));
-    file
-}
-
-/// Runs a provisioning command to completion, panicking with its output if it fails.
-fn run(what: &str, command: &mut Command) -> Output {
-    let output = command.output().unwrap_or_else(|e| panic!("test helper: cannot {what}: {command:?}: {e}"));
-    if !output.status.success() {
-        panic!(
-            "test helper: cannot {what}: {command:?} exited with {}\n--- stdout\n{}\n--- stderr\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr),
-        );
-    }
-    output
 }
