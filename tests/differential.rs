@@ -29,14 +29,7 @@ use std::time::Instant;
 /// Cases where our daemon still answers differently from stock although it should not: each is a
 /// bug to fix (or a feature not built yet). The battery asserts they still differ, so a fix makes
 /// the test fail until its line is removed here. Names are case names (see [`Request::name`]).
-const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
-    // `/logs/` is not served yet: stock answers its static resource's "File not found." 404
-    // (145 bytes) when `logs_dir` does not exist; ours answers the "No Such Resource" one.
-    ("GET /logs/", "/logs/ not served"),
-    ("GET /logs", "/logs/ not served"),
-    ("GET /logs/demo/", "/logs/ not served"),
-    ("GET /logs/ [auth: good]", "/logs/ not served"),
-];
+const KNOWN_DIFFERENCES: &[(&str, &str)] = &[];
 
 /// The headers compared on every answer, when either side sends them.
 const COMPARED_HEADERS: [&str; 9] = [

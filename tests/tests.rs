@@ -14,3 +14,4 @@ mod differential;
 mod instances;
 mod jobs;
 mod runner;
+mod web;

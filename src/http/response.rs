@@ -1,13 +1,18 @@
 //! The responses stock Scrapyd (Twisted) sends, byte for byte where clients can see it.
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Body as _;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Response, StatusCode};
 
-/// The body type of every response: small, fully built in memory.
-pub type Body = Full<Bytes>;
+/// The body type of every response: most are built in memory ([`full`]); files are streamed.
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+/// A body held in memory.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
 
 /// Twisted's 404 page for an unknown resource.
 pub const NO_SUCH_RESOURCE: &str = "\n<html>\n  <head><title>404 - No Such Resource</title></head>\n  <body>\n    <h1>No Such Resource</h1>\n    <p>Sorry. No luck finding that resource.</p>\n  </body>\n</html>\n";
@@ -15,7 +20,7 @@ pub const NO_SUCH_RESOURCE: &str = "\n<html>\n  <head><title>404 - No Such Resou
 /// A response with `Content-Type` and an explicit `Content-Length`, as Twisted sends them.
 pub fn with_body(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
     let body = body.into();
-    let mut response = Response::new(Full::new(body.clone()));
+    let mut response = Response::new(full(body.clone()));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -26,7 +31,7 @@ pub fn with_body(status: StatusCode, content_type: &'static str, body: impl Into
 /// A JSON webservice answer with stock's CORS headers, in stock's order.
 pub fn json(status: StatusCode, methods: &'static str, body: Vec<u8>) -> Response<Body> {
     let len = body.len();
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(full(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -37,7 +42,7 @@ pub fn json(status: StatusCode, methods: &'static str, body: Vec<u8>) -> Respons
 
 /// `OPTIONS` on a webservice: 204 with `Allow` and the CORS headers, no body.
 pub fn options(methods: &'static str) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::new()));
+    let mut response = Response::new(full(Bytes::new()));
     *response.status_mut() = StatusCode::NO_CONTENT;
     let headers = response.headers_mut();
     headers.insert("allow", HeaderValue::from_static(methods));
@@ -52,6 +57,9 @@ fn cors(headers: &mut hyper::HeaderMap, methods: &'static str) {
     headers.insert("access-control-allow-headers", HeaderValue::from_static("X-Requested-With"));
 }
 
+/// Twisted's 404 for a missing file under `/logs/` or `/items/`.
+pub const FILE_NOT_FOUND: &str = "\n<html>\n  <head><title>404 - No Such Resource</title></head>\n  <body>\n    <h1>No Such Resource</h1>\n    <p>File not found.</p>\n  </body>\n</html>\n";
+
 /// Twisted's "No Such Resource" page.
 pub fn not_found() -> Response<Body> {
     with_body(StatusCode::NOT_FOUND, "text/html; charset=utf-8", NO_SUCH_RESOURCE)
@@ -63,7 +71,7 @@ pub fn unauthorized(head: bool) -> Response<Body> {
     let mut response = with_body(StatusCode::UNAUTHORIZED, "text/html", "Unauthorized");
     if head {
         response.headers_mut().remove(CONTENT_LENGTH);
-        *response.body_mut() = Full::new(Bytes::new());
+        *response.body_mut() = full(Bytes::new());
     }
     response.headers_mut().insert("www-authenticate", HeaderValue::from_static("basic realm=\"Scrapyd\""));
     response
@@ -71,7 +79,7 @@ pub fn unauthorized(head: bool) -> Response<Body> {
 
 /// A malformed multipart body: Twisted answers 400 with no body and closes the connection.
 pub fn bad_request() -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::new()));
+    let mut response = Response::new(full(Bytes::new()));
     *response.status_mut() = StatusCode::BAD_REQUEST;
     response.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(0));
     closing(response)
@@ -89,9 +97,9 @@ pub fn method_not_allowed(path: &str, method: &str) -> Response<Body> {
     let body = format!(
         "\n<html>\n  <head><title>405 - Method Not Allowed</title></head>\n  <body>\n    <h1>Method Not Allowed</h1>\n    <p>Your browser approached me (at {escaped}) with the method \"{method}\".  I only allow the methods HEAD, GET here.</p>\n  </body>\n</html>\n"
     );
-    let mut response = Response::new(Full::new(Bytes::from(body.into_bytes())));
+    let len = body.len();
+    let mut response = Response::new(full(body));
     *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    let len = response.body().size_hint().exact().unwrap_or(0);
     let headers = response.headers_mut();
     headers.insert("allow", HeaderValue::from_static("HEAD, GET"));
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));

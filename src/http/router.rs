@@ -30,12 +30,25 @@ pub async fn route(app: Arc<App>, request: Request<Incoming>) -> Response<Body> 
     match segments.as_slice() {
         [home] if home.is_empty() => crate::web::page(&app, &request, crate::web::Page::Home).await,
         [jobs] if jobs == "jobs" => crate::web::page(&app, &request, crate::web::Page::Jobs).await,
+        [base, rest @ ..] if base == "logs" || base == "items" => static_files(&app, base, rest, &request).await,
         [name] => match app.services.get(name.as_str()) {
             Some(&endpoint) => serve(&app, endpoint, request).await,
             None => response::not_found(),
         },
         _ => response::not_found(),
     }
+}
+
+/// `/logs/...` (when `logs_dir` is set) and `/items/...` (when items are local), as files.
+async fn static_files(app: &App, base: &str, rest: &[String], request: &Request<Incoming>) -> Response<Body> {
+    let root = match base {
+        "logs" => app.config.logs_dir.clone(),
+        _ => app.config.items_local(),
+    };
+    let Some(root) = root else { return response::not_found() };
+    // Twisted's static files answer every method as GET (HEAD without the body).
+    let path = String::from_utf8_lossy(&super::params::percent_decode(request.uri().path().as_bytes())).into_owned();
+    crate::web::files::serve(&root, base, rest, &path, request.headers()).await
 }
 
 /// The percent-decoded path segments after the leading `/`, or `None` when one is not UTF-8.

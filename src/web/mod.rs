@@ -3,6 +3,7 @@
 //! ScrapydWeb scrapes `/jobs` with regexes and Gerapy probes `/`, so the markup, including its
 //! whitespace, follows stock's templates line for line.
 
+pub mod files;
 mod home;
 mod jobs;
 
