@@ -10,6 +10,7 @@ mod api_eggs;
 mod api_errors;
 mod cli;
 mod clients;
+mod crash;
 mod differential;
 mod instances;
 mod jobs;

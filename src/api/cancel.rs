@@ -25,13 +25,14 @@ pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
     }
     if app.index.running(&project, &job).is_some() {
         let signal = parse_signal(&signal).map_err(|(class, text)| ApiError::exception(class, text))?;
-        if !app.supervisor.cancel(&project, &job, signal).await {
-            // Another instance sharing the data directory supervises the crawl: ask it.
-            let spool = app.index.spool().clone();
-            let (p, j) = (project.clone(), job.clone());
-            blocking(move || spool.request_cancel(&p, &j, signal)).await?;
+        // The request goes to the spool, where the supervising instance (this one or another
+        // sharing the directory) finds it; it also survives a restart of that instance.
+        let index = app.index.clone();
+        let (p, j) = (project.clone(), job.clone());
+        if blocking(move || index.request_cancel(&p, &j, signal)).await? {
+            app.supervisor.wake();
+            prevstate = Some("running");
         }
-        prevstate = Some("running");
     }
     let mut out = fields();
     out.insert("prevstate".into(), json!(prevstate));

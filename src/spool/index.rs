@@ -247,6 +247,16 @@ impl JobIndex {
         state.pending_ids.get(&key(project, id)).and_then(|order| state.pending.get(order).cloned())
     }
 
+    /// Asks whichever instance supervises a running job to signal it (see
+    /// [`Spool::request_cancel`]); `false` if the job is not running any more.
+    pub fn request_cancel(&self, project: &str, id: &str, signal: i32) -> io::Result<bool> {
+        let _guard = self.lock(project)?;
+        if !self.spool.is_running(project, id) {
+            return Ok(false);
+        }
+        self.spool.request_cancel(project, id, signal).map(|()| true)
+    }
+
     /// Records (or updates) a running job this instance supervises.
     pub fn write_running(&self, record: RunningJob) -> io::Result<()> {
         let guard = self.lock(&record.job.project)?;
@@ -259,14 +269,42 @@ impl JobIndex {
         Ok(())
     }
 
+    /// Whether this exact run (project, id and start time) already has a finished record.
+    fn has_finished(&self, record: &FinishedJob) -> bool {
+        let state = self.state();
+        let named = state.finished_ids.get(&record.id).is_some_and(|projects| projects.contains_key(&record.project));
+        named
+            && state
+                .finished
+                .iter()
+                .rev()
+                .any(|job| job.id == record.id && job.project == record.project && job.start_time == record.start_time)
+    }
+
+    /// Every running record, starting ones (no pid yet) included.
+    pub fn running_records(&self) -> Vec<Arc<RunningJob>> {
+        self.state().running.values().cloned().collect()
+    }
+
     /// Records a finished job and removes its running files. Readers see the job move from
     /// running to finished in one step, never in both lists or in neither.
+    ///
+    /// It is idempotent: a job whose running record is gone was recorded by another instance,
+    /// and one whose finished record is already in the log (a crash came between the two steps)
+    /// is not appended again.
     pub fn finish(&self, record: &FinishedJob) -> io::Result<()> {
         let guard = self.lock(&record.project)?;
-        self.log.append(record, self.keep)?;
+        let key = key(&record.project, &record.id);
+        if !self.spool.is_running(&record.project, &record.id) {
+            return self.read_finished(Some(&key));
+        }
+        self.read_finished(None)?;
+        if !self.has_finished(record) {
+            self.log.append(record, self.keep)?;
+        }
         self.changing(&guard, &record.project)?;
         self.spool.remove_running(&guard, &record.project, &record.id)?;
-        self.read_finished(Some(&key(&record.project, &record.id)))
+        self.read_finished(Some(&key))
     }
 
     /// The lock of a running job whose supervising instance is gone, if it is orphaned.

@@ -209,10 +209,12 @@ impl Spool {
 
     /// Removes temporary files a crash left in a project's job directories. Every writer holds
     /// the project's lock while its temporary file exists, so under the lock any one found is an
-    /// orphan.
+    /// orphan. A temporary name is `.tmp-` and random letters, with no extension, so no job file
+    /// (always `<id>.json`, `.lock`, ...) matches, whatever its id.
     pub fn remove_stray_temp_files(&self, _guard: &ProjectGuard, project: &str) -> io::Result<()> {
+        let temporary = |name: &String| name.strip_prefix(".tmp-").is_some_and(|rest| !rest.contains('.'));
         for dir in [self.pending_dir(project), self.running_dir(project)] {
-            for name in list_names(&dir)?.into_iter().filter(|name| name.starts_with(".tmp-")) {
+            for name in list_names(&dir)?.into_iter().filter(temporary) {
                 tracing::info!(project, "removing {name}, a temporary file left by a crash");
                 let _ = fs::remove_file(dir.join(name));
             }
@@ -286,6 +288,16 @@ impl Spool {
         let lock = self.open_running_lock(project, &job.id)?;
         if lock.try_lock().is_err() {
             return Ok(None);
+        }
+        // An earlier job with this id may have left a cancel request or a result behind (a crash,
+        // or a cancel that arrived as it ended): they are not this job's.
+        let stats = self.running_dir(project).join(format!("{}.result.stats", job.id));
+        for stale in [self.cancel_file(project, &job.id), self.result_file(project, &job.id), stats] {
+            match fs::remove_file(stale) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
         }
         match fs::rename(self.pending_dir(project).join(name), self.running_file(project, &job.id)) {
             Ok(()) => {}
@@ -447,10 +459,12 @@ mod tests {
         let guard = spool.lock_project("p").unwrap();
         fs::write(spool.pending_dir("p").join(".tmp-abc123"), b"{\"torn").unwrap();
         fs::write(spool.running_dir("p").join(".tmp-def456"), b"").unwrap();
+        // A job whose id looks like a temporary name is still a job.
+        fs::write(spool.running_dir("p").join(".tmp-evil.json"), b"{}").unwrap();
         let job = job("kept", 0.0, 1);
         spool.write_pending(&guard, &job).unwrap();
         spool.remove_stray_temp_files(&guard, "p").unwrap();
-        assert_eq!(list_names(&spool.running_dir("p")).unwrap(), Vec::<String>::new());
+        assert_eq!(list_names(&spool.running_dir("p")).unwrap(), [".tmp-evil.json"]);
         assert_eq!(list_names(&spool.pending_dir("p")).unwrap(), [pending_file_name(&job)]);
     }
 

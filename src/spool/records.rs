@@ -16,7 +16,9 @@ pub struct PendingJob {
     pub settings: IndexMap<String, String>,
     /// Spider arguments, in request order.
     pub args: IndexMap<String, String>,
-    /// Stock parses `priority` as a float; NaN sorts last.
+    /// Stock parses `priority` as a float; NaN sorts last. JSON has no infinities or NaN, so
+    /// those are stored as the strings `"inf"`, `"-inf"` and `"nan"`.
+    #[serde(with = "any_float")]
     pub priority: f64,
     /// When it was scheduled, in nanoseconds since the Unix epoch: the tie-break after priority.
     pub enqueued_ns: u64,
@@ -134,6 +136,33 @@ pub struct FinishedJob {
     pub stats: Option<serde_json::Value>,
 }
 
+/// A float that may be infinite or NaN, which JSON cannot write as a number.
+mod any_float {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+        match *value {
+            v if v.is_finite() => serializer.serialize_f64(v),
+            v if v.is_nan() => serializer.serialize_str("nan"),
+            v if v > 0.0 => serializer.serialize_str("inf"),
+            _ => serializer.serialize_str("-inf"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            Number(f64),
+            Text(String),
+        }
+        match Stored::deserialize(deserializer)? {
+            Stored::Number(number) => Ok(number),
+            Stored::Text(text) => text.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 /// Local time as the API shows it: `YYYY-MM-DD HH:MM:SS.ffffff`, always with microseconds (stock
 /// drops the fraction when it is zero, which breaks clients that parse it with `%f`).
 pub fn local_time(time: chrono::DateTime<chrono::Local>) -> String {
@@ -185,6 +214,22 @@ mod tests {
         jobs.sort_by_key(PendingJob::order);
         let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
         assert_eq!(ids, ["inf", "high", "a", "c", "low", "nan"]);
+    }
+
+    #[test]
+    fn infinite_and_nan_priorities_survive_a_round_trip() {
+        for priority in [f64::INFINITY, f64::NEG_INFINITY, 2.5, -0.0] {
+            let job = PendingJob::for_tests("j", priority, 1);
+            let back: PendingJob = serde_json::from_slice(&serde_json::to_vec(&job).unwrap()).unwrap();
+            assert_eq!(back.priority.to_bits(), priority.to_bits());
+            let running =
+                RunningJob { job, owner: "n".into(), start_time: String::new(), pid: None, pid_start_ticks: None };
+            let back: RunningJob = serde_json::from_slice(&serde_json::to_vec(&running).unwrap()).unwrap();
+            assert_eq!(back.job.priority.to_bits(), priority.to_bits(), "through the flattened running record");
+        }
+        let nan = PendingJob::for_tests("n", f64::NAN, 1);
+        let back: PendingJob = serde_json::from_slice(&serde_json::to_vec(&nan).unwrap()).unwrap();
+        assert!(back.priority.is_nan());
     }
 
     #[test]

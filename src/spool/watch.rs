@@ -45,7 +45,7 @@ fn is_job_change(kind: &EventKind) -> bool {
 fn project_of(root: &Path, path: &Path) -> Option<String> {
     let mut components = path.strip_prefix(root).ok()?.components().map(|c| c.as_os_str().to_str());
     let (project, state, file) = (components.next()??, components.next()??, components.next()??);
-    let record = matches!(state, "pending" | "running") && file.ends_with(".json") && !file.starts_with(".tmp-");
+    let record = matches!(state, "pending" | "running") && file.ends_with(".json");
     let job_record = record || (state == "running" && file.ends_with(".cancel"));
     (job_record && project != super::INTERNAL_DIR && components.next().is_none()).then(|| project.to_string())
 }

@@ -26,47 +26,31 @@ use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
-/// A request to the supervisor.
-#[derive(Debug)]
-enum Command {
-    /// Signal a running crawl; the reply says whether this instance runs it.
-    Cancel { project: String, id: String, signal: i32, reply: oneshot::Sender<bool> },
-}
-
-/// How handlers reach the supervisor.
+/// How handlers reach the supervisor: they change the spool, then wake it.
 #[derive(Debug, Clone)]
 pub struct SupervisorHandle {
-    commands: mpsc::UnboundedSender<Command>,
     wake: Arc<Notify>,
 }
 
-/// The supervisor's ends of the handle's channels.
+/// The supervisor's end of the handle.
 #[derive(Debug)]
 pub struct SupervisorInbox {
-    commands: mpsc::UnboundedReceiver<Command>,
     wake: Arc<Notify>,
 }
 
 impl SupervisorHandle {
     pub fn new() -> (SupervisorHandle, SupervisorInbox) {
-        let (commands, inbox) = mpsc::unbounded_channel();
         let wake = Arc::new(Notify::new());
-        (SupervisorHandle { commands, wake: wake.clone() }, SupervisorInbox { commands: inbox, wake })
+        (SupervisorHandle { wake: wake.clone() }, SupervisorInbox { wake })
     }
 
-    /// Something changed (a job was scheduled): look for work now rather than at the next rescan.
+    /// Something changed (a job was scheduled, a cancel requested): act now rather than at the
+    /// next rescan.
     pub fn wake(&self) {
         self.wake.notify_one();
-    }
-
-    /// Signals a crawl this instance runs; `false` when it runs no such crawl.
-    pub async fn cancel(&self, project: &str, id: &str, signal: i32) -> bool {
-        let (reply, answer) = oneshot::channel();
-        let command = Command::Cancel { project: project.into(), id: id.into(), signal, reply };
-        self.commands.send(command).is_ok() && answer.await.unwrap_or(false)
     }
 }
 
@@ -114,7 +98,7 @@ pub async fn run(
     mut changes: Option<mpsc::UnboundedReceiver<String>>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let SupervisorInbox { mut commands, wake } = inbox;
+    let SupervisorInbox { wake } = inbox;
     let (ended_tx, mut ended_rx) = mpsc::unbounded_channel();
     let (recorded_tx, mut recorded_rx) = mpsc::unbounded_channel();
     let max = app.config.max_processes();
@@ -130,7 +114,10 @@ pub async fn run(
         let deadline = supervisor.next_deadline();
         tokio::select! {
             () = &mut shutdown => break,
-            () = wake.notified() => supervisor.dispatch().await,
+            () = wake.notified() => {
+                supervisor.cancel_requested();
+                supervisor.dispatch().await;
+            }
             _ = rescan.tick() => {
                 let index = app.index.clone();
                 if let Err(err) = blocking(move || index.rescan_all()).await {
@@ -145,7 +132,6 @@ pub async fn run(
                 supervisor.cancel_requested();
                 supervisor.dispatch().await;
             }
-            Some(command) = commands.recv() => supervisor.handle(command),
             Some(ended) = ended_rx.recv() => supervisor.finish(ended),
             Some(key) = recorded_rx.recv() => {
                 // Dropping the crawl releases its lock; its slot takes the next job.
@@ -190,6 +176,11 @@ impl Supervisor {
         // each project's change counter (one read) says so without a trip to the blocking pool.
         projects.retain(|project| self.app.index.project_moved(project));
         if projects.is_empty() {
+            // A job another instance finished changes its project's counter, but one this
+            // instance relisted since may already be gone from running: read the finished log.
+            if let Err(err) = self.app.index.refresh_finished() {
+                tracing::warn!("reading the finished log failed: {err}");
+            }
             return;
         }
         let app = self.app.clone();
@@ -369,19 +360,10 @@ impl Supervisor {
         tokio::spawn(task);
     }
 
-    fn handle(&mut self, command: Command) {
-        match command {
-            Command::Cancel { project, id, signal, reply } => {
-                let key = (project, id);
-                let _ = reply.send(self.cancel(&key, signal));
-            }
-        }
-    }
-
     /// Sends a cancel signal to the crawl; the second cancel of a crawl kills its whole group.
-    fn cancel(&mut self, key: &JobKey, signal: i32) -> bool {
+    fn cancel(&mut self, key: &JobKey, signal: i32) {
         let grace = self.app.config.cancel_grace;
-        let Some(crawl) = self.crawls.get_mut(key).filter(|c| !c.ending) else { return false };
+        let Some(crawl) = self.crawls.get_mut(key).filter(|c| !c.ending) else { return };
         if crawl.cancel_deadline.is_some() {
             kill_group(crawl);
         } else {
@@ -390,11 +372,11 @@ impl Supervisor {
             }
             crawl.cancel_deadline = Some(Instant::now() + grace);
         }
-        true
     }
 
-    /// Acts on cancel requests other instances wrote for crawls this one supervises: a read of
-    /// one small file per own crawl, of which there are at most `max_proc`.
+    /// Acts on new cancel requests (`<job>.cancel`, written by whichever instance received
+    /// `cancel.json`) for crawls this one supervises: a read of one small file per own crawl, of
+    /// which there are at most `max_proc`.
     fn cancel_requested(&mut self) {
         let spool = self.app.index.spool().clone();
         let keys: Vec<JobKey> = self.crawls.keys().cloned().collect();
@@ -402,7 +384,7 @@ impl Supervisor {
             let requests = spool.cancel_requests(&key.0, &key.1);
             let seen = self.crawls.get(&key).map_or(0, |c| c.remote_cancels);
             for &signal in requests.iter().skip(seen) {
-                tracing::info!(project = key.0, job = key.1, signal, "cancel requested through another instance");
+                tracing::info!(project = key.0, job = key.1, signal, "cancel requested");
                 self.cancel(&key, signal);
             }
             if let Some(crawl) = self.crawls.get_mut(&key) {
@@ -428,8 +410,9 @@ impl Supervisor {
 
     /// Re-adopts crawls whose supervising instance is gone, or records how they ended.
     async fn adopt_orphans(&mut self) {
-        let snapshot = self.app.index.snapshot(None);
-        for record in snapshot.running {
+        // Starting records (claimed, no pid yet) count too: their owner may have died between
+        // the claim and the spawn.
+        for record in self.app.index.running_records() {
             let key = (record.job.project.clone(), record.job.id.clone());
             if self.crawls.contains_key(&key) {
                 continue;
@@ -449,23 +432,28 @@ impl Supervisor {
                     tracing::info!(project = key.0, job = key.1, pid, "re-adopted a running crawl");
                     self.watch_adopted(key.clone(), pid, ticks);
                     let record = (*record).clone();
+                    // Cancels requested before the adoption were acted on already; they still
+                    // count towards escalation and the outcome.
+                    let earlier = self.app.index.spool().cancel_requests(&key.0, &key.1).len();
+                    let deadline = (earlier > 0).then(|| Instant::now() + self.app.config.cancel_grace);
                     self.crawls.insert(
                         key,
                         Crawl {
                             record,
                             pid,
                             _lock: lock,
-                            cancel_deadline: None,
+                            cancel_deadline: deadline,
                             killed: false,
                             ending: false,
-                            remote_cancels: 0,
+                            remote_cancels: earlier,
                         },
                     );
                 }
                 _ => {
                     let result = read_result(&self.app, &record.job).await;
                     let never_started = record.pid.is_none();
-                    let end = End::from_result(result, false, never_started);
+                    let cancelled = !self.app.index.spool().cancel_requests(&key.0, &key.1).is_empty();
+                    let end = End::from_result(result, cancelled, never_started);
                     record_end(&self.app, &record, end).await;
                     drop(lock);
                 }
@@ -555,7 +543,8 @@ async fn record_end(app: &App, record: &RunningJob, end: End) {
         project: job.project.clone(),
         spider: job.spider.clone(),
         version: job.version.clone(),
-        start_time: record.start_time.clone(),
+        // A job that never started has no start time of its own.
+        start_time: if record.start_time.is_empty() { end.end_time.clone() } else { record.start_time.clone() },
         end_time: end.end_time,
         outcome: end.outcome,
         exit_code: end.exit_code,
