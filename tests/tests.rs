@@ -14,5 +14,6 @@ mod crash;
 mod differential;
 mod instances;
 mod jobs;
+mod recovery;
 mod runner;
 mod web;

@@ -226,7 +226,8 @@ impl Spool {
     pub fn projects(&self) -> io::Result<Vec<String>> {
         let mut projects = Vec::new();
         for name in list_names(&self.root)? {
-            if name != INTERNAL_DIR && self.root.join(&name).join("pending").is_dir() {
+            let dir = self.root.join(&name);
+            if name != INTERNAL_DIR && (dir.join("pending").is_dir() || dir.join("running").is_dir()) {
                 projects.push(name);
             }
         }
