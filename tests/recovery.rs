@@ -106,3 +106,20 @@ fn a_claim_whose_owner_died_before_the_spawn_is_recorded_as_lost() {
     let status = daemon.get("/daemonstatus.json").ok();
     assert_eq!((&status["pending"], &status["running"]), (&Value::from(0), &Value::from(0)));
 }
+
+#[test]
+fn jobs_of_a_deleted_project_wait_until_it_is_deployed_again() {
+    let daemon = Daemon::start("max_proc = 1\npoll_interval = 0.2\n");
+    daemon.add_version("demo", "r1", &python::egg("demo")).ok();
+    schedule(&daemon, "sleeper", "first", &[("seconds", b"1")]);
+    schedule(&daemon, "args", "waiting", &[]);
+    daemon.post_form("/delproject.json", &[("project", b"demo")]).ok();
+    assert!(wait_until(Duration::from_secs(30), || finished_entry(&daemon, "first").is_some()));
+    // Several rescans later the job is still pending rather than failed: there is no egg to run.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(pending_ids(&daemon), ["waiting"]);
+    assert!(finished_entry(&daemon, "waiting").is_none());
+    daemon.add_version("demo", "r2", &python::egg("demo")).ok();
+    assert!(wait_until(Duration::from_secs(60), || finished_entry(&daemon, "waiting").is_some()));
+    assert_eq!(finished_entry(&daemon, "waiting").unwrap()["outcome"], "finished");
+}

@@ -1,4 +1,4 @@
-//! The finished-job history: one JSON line per job in `spool/finished.jl`.
+//! The finished-job history: one JSON line per job in `spool/.scrapyd-rs/finished.jl`.
 //!
 //! Appends are serialised by a lock on a sidecar file (never the log itself, which compaction
 //! replaces), written with one `write` and fsynced before the job counts as finished. Readers

@@ -105,9 +105,7 @@ pub struct ProjectGuard {
 impl ProjectGuard {
     /// The project's change counter.
     pub fn generation(&self) -> io::Result<u64> {
-        let mut bytes = [0u8; 8];
-        let read = self.file.read_at(&mut bytes, 0)?;
-        Ok(if read == 8 { u64::from_le_bytes(bytes) } else { 0 })
+        Spool::peek_generation(&self.file)
     }
 
     /// Counts a change about to be made; returns the new value. Bumping before the change means

@@ -209,6 +209,12 @@ impl Supervisor {
                 if self.crawls.len() >= self.max_processes() {
                     return;
                 }
+                // A project deleted after the job was scheduled keeps its jobs pending until it
+                // is deployed again, as in stock.
+                if !self.app.project_exists(&job.project).await {
+                    skip.insert((job.project.clone(), job.id.clone()));
+                    continue;
+                }
                 let (project, id) = (job.project.clone(), job.id.clone());
                 let index = self.app.index.clone();
                 match blocking(move || index.claim(&project, &id)).await {
