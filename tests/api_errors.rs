@@ -364,3 +364,18 @@ fn ten_thousand_parameters_are_answered() {
     assert_eq!(reply.status, 414);
     assert_eq!(daemon.get("/daemonstatus.json").status, 200);
 }
+
+#[test]
+fn many_small_values_or_huge_text_values_are_refused() {
+    let daemon = Daemon::start("");
+    // 120,000 tiny values: more than a request may carry.
+    let body: Vec<u8> = (0..120_000).flat_map(|i| format!("k{i}=v&").into_bytes()).collect();
+    let reply = daemon.request("POST", "/schedule.json", &[FORM], &body);
+    assert_eq!(reply.status, 413, "{}", reply.text());
+    assert!(reply.error().contains("more than 100000 values"), "{}", reply.text());
+    // A text parameter larger than 256 KiB is refused, not read back into memory.
+    let huge = vec![b'p'; 300 * 1024];
+    let reply = daemon.post_form("/delproject.json", &[("project", &huge)]);
+    assert!(reply.error().starts_with("project is invalid: the value is 307200 bytes long"), "{}", reply.error());
+    assert_eq!(daemon.get("/daemonstatus.json").status, 200);
+}

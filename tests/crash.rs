@@ -623,7 +623,8 @@ fn a_reused_pid_is_not_mistaken_for_a_crawl() {
     wait_until(DEADLINE, "the crawl is dead", || !process_alive(pid, Some(ticks)));
     assert!(!cluster.spool().join("demo/running/victim.result").exists(), "a killed runner leaves no result");
 
-    let mut unrelated = Command::new("sleep").arg("120").current_dir(&cluster.etc).spawn().expect("start sleep");
+    // In the data directory, so that a failed test kills it with the crawls.
+    let mut unrelated = Command::new("sleep").arg("120").current_dir(&cluster.data).spawn().expect("start sleep");
     let mut edited = record.clone();
     edited["pid"] = json!(unrelated.id());
     std::fs::write(cluster.spool().join("demo/running/victim.json"), serde_json::to_vec(&edited).unwrap()).unwrap();

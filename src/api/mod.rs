@@ -128,9 +128,21 @@ impl From<std::io::Error> for ApiError {
     }
 }
 
+/// The bytes of a parameter that is not an egg. A value large enough to have been spilled to
+/// disk (over 256 KiB) is refused rather than read back into memory.
+fn small_bytes(name: &str, value: Value) -> Result<Vec<u8>, ApiError> {
+    match value {
+        Value::Inline(bytes) => Ok(bytes),
+        Value::Spooled(spooled) => Err(ApiError::invalid(
+            name,
+            format!("the value is {} bytes long; parameters other than egg are limited to 256 KiB", spooled.len),
+        )),
+    }
+}
+
 /// Decodes a parameter value as strict UTF-8, reporting failures as stock does.
 fn decode(name: &str, value: Value) -> Result<String, ApiError> {
-    let bytes = value.into_bytes()?;
+    let bytes = small_bytes(name, value)?;
     String::from_utf8(bytes).map_err(|err| {
         let detail = python_utf8_error(err.as_bytes(), err.utf8_error());
         ApiError::invalid(name, detail)

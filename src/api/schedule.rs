@@ -62,7 +62,7 @@ pub async fn parse(app: &App, params: &mut Params) -> Result<ScheduleRequest, Ap
     let priority = match params.take_first("priority") {
         None => 0.0,
         Some(value) => {
-            let raw = value.into_bytes()?;
+            let raw = super::small_bytes("priority", value)?;
             std::str::from_utf8(&raw).ok().and_then(py_float).ok_or_else(|| priority_invalid(&raw))?
         }
     };
@@ -124,7 +124,7 @@ fn decode_arg(bytes: Vec<u8>) -> Result<String, ApiError> {
 }
 
 fn decode_arg_value(value: Value) -> Result<String, ApiError> {
-    decode_arg(value.into_bytes()?)
+    decode_arg(super::small_bytes("argument", value)?)
 }
 
 /// A new job id: a time-based UUID as 32 lowercase hex digits, like stock's `uuid1().hex`.

@@ -24,6 +24,14 @@ pub const SPILL_THRESHOLD: usize = 256 * 1024;
 /// Parameter names are never legitimately large; a longer one is refused instead of buffered.
 const MAX_NAME_LEN: usize = 64 * 1024;
 
+/// The most values one request body may carry: far more than any client sends, few enough that
+/// their bookkeeping stays small.
+pub const MAX_VALUES: usize = 100_000;
+
+/// The most bytes of values one request body may keep in memory (values under
+/// [`SPILL_THRESHOLD`] each); many small values must not add up to an unbounded allocation.
+pub const MAX_INLINE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// One value of a parameter: bytes in memory, or a spilled temporary file.
 #[derive(Debug)]
 pub enum Value {
@@ -80,6 +88,20 @@ impl Params {
     /// Appends a value, accumulating repeated names in order.
     pub fn push(&mut self, name: Vec<u8>, value: Value) {
         self.entries.entry(name).or_default().push(value);
+    }
+
+    /// Appends a value from a request body, keeping the body within [`MAX_VALUES`] values and
+    /// [`MAX_INLINE_BYTES`] of values held in memory (`inline` counts them so far).
+    fn push_counted(&mut self, name: Vec<u8>, value: Value, count: &mut Budget) -> Result<(), BodyError> {
+        count.values += 1;
+        if let Value::Inline(bytes) = &value {
+            count.inline_bytes += (bytes.len() + name.len()) as u64;
+        }
+        if count.values > MAX_VALUES || count.inline_bytes > MAX_INLINE_BYTES {
+            return Err(BodyError::TooManyValues);
+        }
+        self.push(name, value);
+        Ok(())
     }
 
     /// Merges a body's parameters over these, as Python's `dict.update`: a body name replaces the
@@ -229,9 +251,19 @@ pub enum BodyError {
     /// A parameter name longer than [`MAX_NAME_LEN`].
     #[error("a parameter name is longer than {MAX_NAME_LEN} bytes")]
     NameTooLong,
+    /// More than [`MAX_VALUES`] values, or more than [`MAX_INLINE_BYTES`] of small ones.
+    #[error("the request carries more than {MAX_VALUES} values or {MAX_INLINE_BYTES} bytes of small values")]
+    TooManyValues,
     /// Reading the body or writing a spilled value failed.
     #[error("could not receive the request body: {0}")]
     Io(#[from] io::Error),
+}
+
+/// What a request body has used of its allowance so far.
+#[derive(Debug, Default)]
+struct Budget {
+    values: usize,
+    inline_bytes: u64,
 }
 
 /// Collects one value, moving it to a temporary file once it outgrows [`SPILL_THRESHOLD`].
@@ -283,6 +315,7 @@ impl<'a> ValueSink<'a> {
 struct UrlencodedParser<'a> {
     upload_dir: &'a Path,
     params: Params,
+    budget: Budget,
     name: Vec<u8>,
     name_decoder: PercentDecoder,
     value: Option<(ValueSink<'a>, PercentDecoder)>,
@@ -294,6 +327,7 @@ impl<'a> UrlencodedParser<'a> {
         UrlencodedParser {
             upload_dir,
             params: Params::default(),
+            budget: Budget::default(),
             name: Vec::new(),
             name_decoder: PercentDecoder::default(),
             value: None,
@@ -353,7 +387,8 @@ impl<'a> UrlencodedParser<'a> {
             self.name_decoder = PercentDecoder::default();
             self.name_decoder.feed(&raw_name, &mut name);
             self.name_decoder.finish(&mut name);
-            self.params.push(name, sink.finish()?);
+            let value = sink.finish()?;
+            self.params.push_counted(name, value, &mut self.budget)?;
         }
         Ok(())
     }
@@ -423,6 +458,7 @@ where
     let constraints = multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(limit));
     let mut multipart = multer::Multipart::with_constraints(body, boundary, constraints);
     let mut params = Params::default();
+    let mut budget = Budget::default();
     let classify = |err: multer::Error| match err {
         multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
             BodyError::TooLarge { limit }
@@ -470,7 +506,7 @@ where
                 }
             }
         }
-        params.push(name, sink.finish()?);
+        params.push_counted(name, sink.finish()?, &mut budget)?;
     }
     if !started {
         // Only a closing boundary: Python's email parser sees no multipart message at all.

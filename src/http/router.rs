@@ -149,6 +149,10 @@ async fn parameters(app: &App, request: Request<Incoming>) -> Result<Params, Res
             Ok(params)
         }
         Err(BodyError::TooLarge { limit }) => Err(too_large(app, limit)),
+        Err(error @ BodyError::TooManyValues) => {
+            let body = error_body(app, &ApiError::exception("RequestError", &error));
+            Err(response::closing(envelope("OPTIONS, HEAD, POST", StatusCode::PAYLOAD_TOO_LARGE, &body)))
+        }
         Err(BodyError::MalformedMultipart(reason)) => {
             tracing::info!("malformed multipart body: {reason}");
             Err(response::bad_request())

@@ -33,6 +33,7 @@ import glob
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -187,7 +188,7 @@ def main():
         f"poll_interval = {ARGS.poll_interval}\njobs_to_keep = 1000000\nfinished_to_keep = 1000000\n"
     )
     instances = [Instance(f"inst{i}", data, etc, options) for i in range(ARGS.instances)]
-    table_lock = threading.Lock()  # guards the instances' port/proc while one restarts
+    table_lock = threading.Lock()  # taken to kill an instance, so no port is read half-way
     started = time.monotonic()
     violations = []
     try:
@@ -244,8 +245,7 @@ def main():
                     victim.kill9()
                 kills.append((round(time.monotonic() - started, 1), victim.name))
                 time.sleep(rng.uniform(0.0, 2.0))  # the instance stays down a moment
-                with table_lock:
-                    victim.start()
+                victim.start()  # sets its port only once it answers
 
         def sampler():
             while not stop_sampling.wait(0.5):
@@ -370,8 +370,6 @@ def main():
     if ARGS.keep:
         print(f"data kept in {root}")
     else:
-        import shutil
-
         shutil.rmtree(root, ignore_errors=True)
     return 0
 
