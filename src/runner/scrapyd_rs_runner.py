@@ -327,8 +327,25 @@ def exit_like(exit_code, signum):
     os._exit(128 + signum)  # the signal's default action is to ignore it
 
 
+def record_identity(result_path):
+    """Write ``<result>.pid``: this process's pid and start time, first thing.
+
+    The daemon records the pid itself once the spawn returns; if it dies before that, this file
+    is how a restarted daemon recognises the crawl (the start time, field 22 of
+    ``/proc/<pid>/stat``, tells it from a later process that reuses the pid).
+    """
+    try:
+        with open("/proc/self/stat", encoding="utf-8") as f:
+            stat = f.read()
+        start_ticks = int(stat[stat.rindex(")") + 2:].split(" ")[19])
+        write_json_atomically(result_path + ".pid", {"pid": os.getpid(), "start_ticks": start_ticks})
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"scrapyd-rs: cannot record the crawl's pid: {exc}\n")
+
+
 def supervise(result_path):
     """Fork. Return in the child; in the parent, wait, record the outcome, and exit like the child."""
+    record_identity(result_path)
     stats_path = result_path + ".stats"
     remove_quietly(stats_path)
     forwarder = SignalForwarder()

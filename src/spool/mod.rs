@@ -161,6 +161,25 @@ impl Spool {
         self.running_dir(project).join(format!("{id}.result"))
     }
 
+    /// The runner's own files beside its result: its pid and start time (`.pid`, written first)
+    /// and the crawl's stats on the way to the result (`.stats`).
+    fn runner_files(&self, project: &str, id: &str) -> [PathBuf; 3] {
+        let dir = self.running_dir(project);
+        [self.result_file(project, id), dir.join(format!("{id}.result.pid")), dir.join(format!("{id}.result.stats"))]
+    }
+
+    /// The pid and start time the runner recorded for itself, if it did.
+    pub fn runner_identity(&self, project: &str, id: &str) -> Option<(u32, u64)> {
+        #[derive(serde::Deserialize)]
+        struct Identity {
+            pid: u32,
+            start_ticks: u64,
+        }
+        let bytes = fs::read(self.running_dir(project).join(format!("{id}.result.pid"))).ok()?;
+        let identity: Identity = serde_json::from_slice(&bytes).ok()?;
+        Some((identity.pid, identity.start_ticks))
+    }
+
     /// Reads `project`'s change counter through `file`, an open handle on its lock file, without
     /// taking the lock: a hint that something changed, to be confirmed under the lock.
     pub fn peek_generation(file: &File) -> io::Result<u64> {
@@ -290,8 +309,8 @@ impl Spool {
         }
         // An earlier job with this id may have left a cancel request or a result behind (a crash,
         // or a cancel that arrived as it ended): they are not this job's.
-        let stats = self.running_dir(project).join(format!("{}.result.stats", job.id));
-        for stale in [self.cancel_file(project, &job.id), self.result_file(project, &job.id), stats] {
+        let [result, pid, stats] = self.runner_files(project, &job.id);
+        for stale in [self.cancel_file(project, &job.id), result, pid, stats] {
             match fs::remove_file(stale) {
                 Ok(()) => {}
                 Err(err) if err.kind() == io::ErrorKind::NotFound => {}
@@ -319,10 +338,11 @@ impl Spool {
 
     /// Removes a running job's files once its finished record is written.
     pub fn remove_running(&self, _guard: &ProjectGuard, project: &str, id: &str) -> io::Result<()> {
-        let stats = self.running_dir(project).join(format!("{id}.result.stats"));
+        let [result, pid, stats] = self.runner_files(project, id);
         let files = [
             self.running_file(project, id),
-            self.result_file(project, id),
+            result,
+            pid,
             stats,
             self.cancel_file(project, id),
             self.running_lock(project, id),

@@ -433,11 +433,28 @@ impl Supervisor {
                     continue;
                 }
             };
-            match (record.pid, record.pid_start_ticks) {
-                (Some(pid), Some(ticks)) if process::is_alive(pid, ticks) => {
+            // A record without a pid may still have a crawl: the daemon can die between the spawn
+            // and recording the pid, but the runner records its own identity first thing.
+            let identity = match (record.pid, record.pid_start_ticks) {
+                (Some(pid), Some(ticks)) => Some((pid, ticks)),
+                _ => self.app.index.spool().runner_identity(&key.0, &key.1),
+            };
+            match identity {
+                Some((pid, ticks)) if process::is_alive(pid, ticks) => {
                     tracing::info!(project = key.0, job = key.1, pid, "re-adopted a running crawl");
                     self.watch_adopted(key.clone(), pid, ticks);
-                    let record = (*record).clone();
+                    // The crawl is this instance's now; a record the dead instance left without
+                    // a pid gets the one the runner recorded.
+                    let mut record = (*record).clone();
+                    record.owner = self.app.node_name().to_string();
+                    record.pid = Some(pid);
+                    record.pid_start_ticks = Some(ticks);
+                    if record.start_time.is_empty() {
+                        record.start_time = local_time(chrono::Local::now());
+                    }
+                    if let Err(err) = self.save_running(&record).await {
+                        tracing::warn!(job = record.job.id, "cannot record the adopted crawl: {err}");
+                    }
                     // Cancels requested before the adoption were acted on already; they still
                     // count towards escalation and the outcome.
                     let earlier = self.app.index.spool().cancel_requests(&key.0, &key.1).len();

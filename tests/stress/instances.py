@@ -355,7 +355,8 @@ def main():
         print(f"by instance        {dict(sorted(by_node.items()))}")
         print(f"most at once       {dict(sorted(most.items()))} (sampled every 0.5 s)")
         print(f"leftovers          running/: {leftovers[:10]}, .tmp-: {temp_files[:10]}")
-        print(f"time               {settled:.1f}s to settle ({ARGS.duration:.0f}s of scheduling and kills)")
+        print(f"time               {settled:.1f}s until settled (jobs scheduled over {ARGS.duration * 0.7:.0f}s, "
+              f"kills within {ARGS.duration * 0.85:.0f}s)")
     finally:
         for instance in instances:
             instance.stop()
