@@ -29,8 +29,9 @@
 //! keeps the dead instance's `node_name`, and a cancel made while no instance supervises a
 //! crawl is never signalled.
 //!
-//! Every wait polls up to a deadline. The one deliberate pause is the random delay before the
-//! `kill -9` in the burst test, which only picks the moment of the crash.
+//! Every wait polls up to a deadline. The deliberate pauses are the random delay before the
+//! `kill -9` in the burst test, which only picks the moment of the crash, and a bounded check
+//! that something does *not* happen in one ignored test.
 //!
 //! Crawls cost about 0.7 s of CPU each, so the job counts are kept small enough for the whole
 //! module to run in about a minute on two cores. `SCRAPYD_RS_CRASH_SCALE` multiplies them (e.g.

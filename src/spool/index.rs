@@ -236,6 +236,7 @@ impl JobIndex {
                 start_time: String::new(),
                 pid: None,
                 pid_start_ticks: None,
+                cancels_acted_on: 0,
             };
             state.running.insert(key, Arc::new(starting));
         }

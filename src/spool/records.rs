@@ -94,6 +94,10 @@ pub struct RunningJob {
     /// The process's start time in clock ticks since boot (`/proc/<pid>/stat` field 22), so a
     /// reused pid is never mistaken for the crawl.
     pub pid_start_ticks: Option<u64>,
+    /// How many cancel requests (`<job>.cancel` lines) the supervising instance has acted on,
+    /// so an instance that re-adopts the crawl acts on exactly the ones nobody did.
+    #[serde(default)]
+    pub cancels_acted_on: usize,
 }
 
 /// How a job ended.
@@ -222,8 +226,14 @@ mod tests {
             let job = PendingJob::for_tests("j", priority, 1);
             let back: PendingJob = serde_json::from_slice(&serde_json::to_vec(&job).unwrap()).unwrap();
             assert_eq!(back.priority.to_bits(), priority.to_bits());
-            let running =
-                RunningJob { job, owner: "n".into(), start_time: String::new(), pid: None, pid_start_ticks: None };
+            let running = RunningJob {
+                job,
+                owner: "n".into(),
+                start_time: String::new(),
+                pid: None,
+                pid_start_ticks: None,
+                cancels_acted_on: 0,
+            };
             let back: RunningJob = serde_json::from_slice(&serde_json::to_vec(&running).unwrap()).unwrap();
             assert_eq!(back.job.priority.to_bits(), priority.to_bits(), "through the flattened running record");
         }

@@ -75,8 +75,6 @@ struct Crawl {
     /// The process has ended and its finished record is being written; the slot stays taken
     /// until it is, so no more than `max_proc` jobs ever show as running.
     ending: bool,
-    /// How many cancel requests from other instances (`<job>.cancel`) have been acted on.
-    remote_cancels: usize,
 }
 
 struct Supervisor {
@@ -105,6 +103,7 @@ pub async fn run(
     let mut supervisor = Supervisor { app: app.clone(), recorded_tx, max, crawls: HashMap::new(), ended_tx };
     // Crawls left by a previous run hold slots: adopt them before starting anything.
     supervisor.adopt_orphans().await;
+    supervisor.cancel_requested().await;
     supervisor.dispatch().await;
     let period = app.config.poll_interval.max(Duration::from_millis(100));
     let mut rescan = tokio::time::interval_at(Instant::now() + period, period);
@@ -115,7 +114,7 @@ pub async fn run(
         tokio::select! {
             () = &mut shutdown => break,
             () = wake.notified() => {
-                supervisor.cancel_requested();
+                supervisor.cancel_requested().await;
                 supervisor.dispatch().await;
             }
             _ = rescan.tick() => {
@@ -124,12 +123,12 @@ pub async fn run(
                     tracing::warn!("rescanning the spool failed: {err}");
                 }
                 supervisor.adopt_orphans().await;
-                supervisor.cancel_requested();
+                supervisor.cancel_requested().await;
                 supervisor.dispatch().await;
             }
             Some(project) = next_change(&mut changes) => {
                 supervisor.catch_up(project, &mut changes).await;
-                supervisor.cancel_requested();
+                supervisor.cancel_requested().await;
                 supervisor.dispatch().await;
             }
             Some(ended) = ended_rx.recv() => supervisor.finish(ended),
@@ -238,6 +237,7 @@ impl Supervisor {
             start_time: local_time(chrono::Local::now()),
             pid: None,
             pid_start_ticks: None,
+            cancels_acted_on: 0,
         };
         // The claim is already durable (the record is in running/, shown as pending until it has
         // a pid); the record is rewritten with the pid once the process exists.
@@ -276,10 +276,8 @@ impl Supervisor {
         );
         let key = (record.job.project.clone(), record.job.id.clone());
         self.watch_child(key.clone(), child);
-        self.crawls.insert(
-            key,
-            Crawl { record, pid, _lock: lock, cancel_deadline: None, killed: false, ending: false, remote_cancels: 0 },
-        );
+        self.crawls
+            .insert(key, Crawl { record, pid, _lock: lock, cancel_deadline: None, killed: false, ending: false });
     }
 
     async fn save_running(&self, record: &RunningJob) -> std::io::Result<()> {
@@ -382,19 +380,26 @@ impl Supervisor {
 
     /// Acts on new cancel requests (`<job>.cancel`, written by whichever instance received
     /// `cancel.json`) for crawls this one supervises: a read of one small file per own crawl, of
-    /// which there are at most `max_proc`.
-    fn cancel_requested(&mut self) {
+    /// which there are at most `max_proc`. How many have been acted on is kept in the running
+    /// record, so a re-adopting instance knows which requests nobody has acted on yet.
+    async fn cancel_requested(&mut self) {
         let spool = self.app.index.spool().clone();
-        let keys: Vec<JobKey> = self.crawls.keys().cloned().collect();
+        let keys: Vec<JobKey> = self.crawls.iter().filter(|(_, c)| !c.ending).map(|(k, _)| k.clone()).collect();
         for key in keys {
             let requests = spool.cancel_requests(&key.0, &key.1);
-            let seen = self.crawls.get(&key).map_or(0, |c| c.remote_cancels);
-            for &signal in requests.iter().skip(seen) {
+            let acted = self.crawls.get(&key).map_or(0, |c| c.record.cancels_acted_on);
+            if requests.len() <= acted {
+                continue;
+            }
+            for &signal in &requests[acted..] {
                 tracing::info!(project = key.0, job = key.1, signal, "cancel requested");
                 self.cancel(&key, signal);
             }
-            if let Some(crawl) = self.crawls.get_mut(&key) {
-                crawl.remote_cancels = requests.len().max(seen);
+            let Some(crawl) = self.crawls.get_mut(&key) else { continue };
+            crawl.record.cancels_acted_on = requests.len();
+            let record = crawl.record.clone();
+            if let Err(err) = self.save_running(&record).await {
+                tracing::warn!(job = key.1, "cannot record the cancel: {err}");
             }
         }
     }
@@ -423,6 +428,19 @@ impl Supervisor {
             if self.crawls.contains_key(&key) {
                 continue;
             }
+            let alive = |(pid, ticks): (u32, u64)| process::is_alive(pid, ticks).then_some((pid, ticks));
+            let identity = match (record.pid, record.pid_start_ticks) {
+                (Some(pid), Some(ticks)) => Some((pid, ticks)),
+                // The daemon can die between the spawn and recording the pid; the runner records
+                // its own identity first thing.
+                _ => self.app.index.spool().runner_identity(&key.0, &key.1),
+            };
+            let live = identity.and_then(alive);
+            if live.is_some() && self.crawls.len() >= self.max_processes() {
+                // A live crawl takes a slot: another instance with room, or this one later,
+                // adopts it. (It keeps running meanwhile.)
+                continue;
+            }
             let index = self.app.index.clone();
             let (project, id) = key.clone();
             let lock = match blocking(move || index.lock_orphan(&project, &id)).await {
@@ -433,14 +451,9 @@ impl Supervisor {
                     continue;
                 }
             };
-            // A record without a pid may still have a crawl: the daemon can die between the spawn
-            // and recording the pid, but the runner records its own identity first thing.
-            let identity = match (record.pid, record.pid_start_ticks) {
-                (Some(pid), Some(ticks)) => Some((pid, ticks)),
-                _ => self.app.index.spool().runner_identity(&key.0, &key.1),
-            };
-            match identity {
-                Some((pid, ticks)) if process::is_alive(pid, ticks) => {
+            // Checked again under the lock: the crawl may have ended meanwhile.
+            match live.and_then(alive) {
+                Some((pid, ticks)) => {
                     tracing::info!(project = key.0, job = key.1, pid, "re-adopted a running crawl");
                     self.watch_adopted(key.clone(), pid, ticks);
                     // The crawl is this instance's now; a record the dead instance left without
@@ -455,26 +468,17 @@ impl Supervisor {
                     if let Err(err) = self.save_running(&record).await {
                         tracing::warn!(job = record.job.id, "cannot record the adopted crawl: {err}");
                     }
-                    // Cancels requested before the adoption were acted on already; they still
-                    // count towards escalation and the outcome.
-                    let earlier = self.app.index.spool().cancel_requests(&key.0, &key.1).len();
-                    let deadline = (earlier > 0).then(|| Instant::now() + self.app.config.cancel_grace);
+                    // If the dead instance signalled the crawl already, escalation carries on;
+                    // requests nobody acted on are handled by the next `cancel_requested`.
+                    let deadline = (record.cancels_acted_on > 0).then(|| Instant::now() + self.app.config.cancel_grace);
                     self.crawls.insert(
                         key,
-                        Crawl {
-                            record,
-                            pid,
-                            _lock: lock,
-                            cancel_deadline: deadline,
-                            killed: false,
-                            ending: false,
-                            remote_cancels: earlier,
-                        },
+                        Crawl { record, pid, _lock: lock, cancel_deadline: deadline, killed: false, ending: false },
                     );
                 }
                 _ => {
                     let result = read_result(&self.app, &record.job).await;
-                    let never_started = record.pid.is_none();
+                    let never_started = identity.is_none();
                     let cancelled = !self.app.index.spool().cancel_requests(&key.0, &key.1).is_empty();
                     let end = End::from_result(result, cancelled, never_started);
                     record_end(&self.app, &record, end).await;
