@@ -23,11 +23,12 @@
 //! - [`another_binary_re_adopts_the_crawls_of_a_dead_one`]: when an instance dies, another one
 //!   sharing the directory takes over its crawl, can cancel it, and records it once.
 //!
-//! Three tests are `#[ignore]`d: each reproduces a bug found here and fails until it is fixed
-//! (`cargo test crash:: -- --ignored`): a crash between a crawl's spawn and its pid record
-//! declares the crawl lost while it runs, adoption by another instance ignores `max_proc` and
-//! keeps the dead instance's `node_name`, and a cancel made while no instance supervises a
-//! crawl is never signalled.
+//! The last section holds the bugs these tests found, one test each: a crash between a crawl's
+//! spawn and its pid record must not declare the crawl lost while it runs; adoption by another
+//! instance keeps to `max_proc` and names the new supervisor; a cancel made while no instance
+//! supervises a crawl is delivered on re-adoption; and (`#[ignore]`d until fixed, run it with
+//! `cargo test crash:: -- --ignored`) a finishing job is never listed running and finished at
+//! once.
 //!
 //! Every wait polls up to a deadline. The deliberate pauses are the random delay before the
 //! `kill -9` in the burst test, which only picks the moment of the crash, and a bounded check
@@ -251,6 +252,12 @@ impl Drop for Cluster {
                 let tail: Vec<&str> = tail.into_iter().rev().collect();
                 eprintln!("--- {} (last lines)\n{}", log.display(), tail.join("\n"));
             }
+            let spool: Vec<String> = tree(&self.data.join("spool"))
+                .into_iter()
+                .map(|p| p.display().to_string())
+                .filter(|p| !p.starts_with(".scrapyd-rs/runner/") && !p.starts_with(".scrapyd-rs/spiders/"))
+                .collect();
+            eprintln!("--- spool files: {spool:?}");
             eprintln!("--- data directory: {}", self.root.path().display());
         }
     }
@@ -474,7 +481,7 @@ fn kill_9_during_a_schedule_burst_loses_no_acknowledged_job() {
     }
     let blocker_pids = daemon.listjobs().running_pids();
 
-    let burst = scaled(120);
+    let burst = scaled(100);
     let mut rng = Rng::new();
     let kill_after = burst / 8 + rng.below(burst as u64 * 3 / 4) as usize;
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -756,7 +763,10 @@ fn a_job_is_cancelled_through_a_binary_that_has_no_slots() {
     assert_eq!(idle.cancel("far"), "running");
     wait_until(DEADLINE, "the crawl ends", || runner.listjobs().entry("finished", "far").is_some());
     for instance in [&runner, &idle] {
-        wait_until(DEADLINE, "both binaries see the end", || instance.listjobs().list("finished").len() == 1);
+        wait_until(DEADLINE, "both binaries see the end", || {
+            let jobs = instance.listjobs();
+            jobs.list("finished").len() == 1 && jobs.list("running").is_empty()
+        });
         let jobs = instance.listjobs();
         let entry = jobs.entry("finished", "far").unwrap();
         assert_eq!((&entry["outcome"], &entry["node_name"]), (&json!("cancelled"), &json!("runner")), "{entry}");
@@ -766,7 +776,7 @@ fn a_job_is_cancelled_through_a_binary_that_has_no_slots() {
     assert_eq!(cluster.finished_lines().into_iter().collect::<Vec<_>>(), [("far".to_string(), 1)]);
 }
 
-// ------------------------------------------------------------------ known bugs
+// ------------------------------------------------------------------ bugs these tests found
 
 /// Invariants 3 and 4 at the one moment a crawl is not yet re-adoptable: its process exists
 /// but its running record has no pid yet. A `kill -9` there leaves the record exactly as the
@@ -775,14 +785,13 @@ fn a_job_is_cancelled_through_a_binary_that_has_no_slots() {
 /// runs: the crawl is re-adopted (or at least waited for) and recorded once, as `finished`,
 /// leaving nothing in `running/`.
 ///
-/// Fails today: the restart records the job as `lost` ("the daemon stopped while starting the
-/// crawl") at once, the crawl runs on unsupervised (outside `max_proc`, beyond `cancel.json`)
-/// and finishes, and its runner's `running/<job>.result` is left behind for good. Reproduced
-/// with a real crash: run the daemon under
+/// Found by the stress script (`tests/stress/`), where it failed: the restart recorded the job
+/// as `lost` ("the daemon stopped while starting the crawl") at once, the crawl ran on
+/// unsupervised (outside `max_proc`, beyond `cancel.json`) and finished, and its runner's
+/// `running/<job>.result` was left behind for good. Reproduced with a real crash: run the daemon under
 /// `strace -f -P <data>/spool/demo/running/early.json -e inject=renameat:signal=KILL:when=1`,
 /// which kills it at the rename that records the pid, and schedule `sleeper` as job `early`.
 #[test]
-#[ignore = "known bug: a crash between the spawn and the pid record declares a running crawl lost"]
 fn a_crash_between_the_spawn_and_the_pid_record_loses_no_crawl() {
     let cluster = Cluster::new();
     let mut daemon = cluster.start("early", "max_proc = 1\n");
@@ -858,12 +867,11 @@ fn another_binary_re_adopts_the_crawls_of_a_dead_one() {
 /// on the dead instance's crawl beyond its `max_proc` (the crawl runs on unsupervised until a
 /// slot frees or its owner returns), and once it does adopt it, lists itself as the supervisor.
 ///
-/// Fails today: the full instance adopts at its next rescan (supervising two crawls with
-/// `max_proc = 1`; the stress script saw instances with `max_proc = 2` supervise 4 and 5, while
-/// the restarted owner filled its own slots again), and the adopted crawl keeps the dead
+/// Failed when written: the full instance adopted at its next rescan (supervising two crawls
+/// with `max_proc = 1`; the stress script saw instances with `max_proc = 2` supervise 4 and 5,
+/// while the restarted owner filled its own slots again), and the adopted crawl kept the dead
 /// instance's `node_name` in `listjobs.json`.
 #[test]
-#[ignore = "known bug: adoption ignores max_proc and keeps the dead instance's node_name"]
 fn adopting_a_dead_binarys_crawl_keeps_to_max_proc_and_names_the_new_supervisor() {
     let cluster = Cluster::new();
     let mut first = cluster.start("first", "max_proc = 1\n");
@@ -887,20 +895,20 @@ fn adopting_a_dead_binarys_crawl_keeps_to_max_proc_and_names_the_new_supervisor(
     }
     assert_eq!(second.cancel("own"), "running");
     wait_until(DEADLINE, "the second binary adopts the crawl once its slot is free", || supervised(&cluster, "orphan"));
-    let jobs = second.listjobs();
-    let entry = jobs.entry("running", "orphan").expect("the adopted crawl runs");
-    assert_eq!(entry["node_name"], "second", "the running entry names its supervisor: {entry}");
+    // The adopter rewrites the record with its name right after taking the lock.
+    wait_until(Duration::from_secs(10), "the running entry names its new supervisor", || {
+        second.listjobs().entry("running", "orphan").is_some_and(|job| job["node_name"] == "second")
+    });
 }
 
 /// A cancel requested through another binary while the crawl's supervisor is dead is delivered
 /// when the crawl is re-adopted: the crawl gets the requested signal (SIGINT, a graceful stop),
 /// not only the SIGKILL that `cancel_grace` escalates to.
 ///
-/// Fails today: the re-adopting instance counts requests made before the adoption as already
-/// acted on, so no SIGINT is ever sent; the crawl runs on until `cancel_grace` and its group is
-/// killed (`signal` 9, no "Spider closed" in its log).
+/// Failed when written: the re-adopting instance counted requests made before the adoption as
+/// already acted on, so no SIGINT was ever sent; the crawl ran on until `cancel_grace` and its
+/// group was killed (no exit status, no "Spider closed" in its log).
 #[test]
-#[ignore = "known bug: a cancel requested while no instance supervises the crawl is never signalled"]
 fn a_cancel_made_while_the_supervisor_is_dead_is_delivered_on_re_adoption() {
     let cluster = Cluster::new();
     let mut first = cluster.start("first", "max_proc = 1\ncancel_grace = 8\n");
@@ -918,4 +926,32 @@ fn a_cancel_made_while_the_supervisor_is_dead_is_delivered_on_re_adoption() {
     let entry = jobs.entry("finished", "orphan").unwrap();
     assert_eq!((&entry["outcome"], &entry["exit_code"]), (&json!("cancelled"), &json!(0)), "{entry}");
     assert!(cluster.log("sleeper", "orphan").unwrap().contains("Spider closed (shutdown)"), "a graceful stop");
+}
+
+/// `listjobs.json` shows a job move from running to finished in one step (README, and the
+/// doc of `JobIndex::finish`): a client polling it never sees a job in both lists. Twelve short
+/// crawls end while a thread polls as fast as the daemon answers.
+///
+/// Fails today (three runs out of three on an idle machine; with `watch_spool = off` it passes): the
+/// watcher reports the daemon's own append to `finished.jl`, the supervisor reads the new line
+/// (`refresh_finished`, outside the project lock) while `finish` is still removing the running
+/// files, and the job is listed both running and finished until `finish` completes.
+#[test]
+#[ignore = "known bug: a finishing job is briefly listed both running and finished"]
+fn a_finishing_job_is_never_listed_running_and_finished_at_once() {
+    let cluster = Cluster::new();
+    let daemon = cluster.start("both", "max_proc = 2\n");
+    daemon.deploy();
+    let ids: Vec<String> = (0..12).map(|i| format!("quick-{i:02}")).collect();
+    for id in &ids {
+        daemon.schedule("args", id, &[]);
+    }
+    let mut both = BTreeSet::new();
+    wait_until(DEADLINE + Duration::from_secs(30), "every job has run", || {
+        let jobs = daemon.listjobs();
+        let running: BTreeSet<String> = jobs.ids("running").into_iter().collect();
+        both.extend(jobs.ids("finished").into_iter().filter(|id| running.contains(id)));
+        jobs.list("finished").len() == ids.len()
+    });
+    assert!(both.is_empty(), "listed both running and finished: {both:?}");
 }
