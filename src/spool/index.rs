@@ -296,16 +296,19 @@ impl JobIndex {
     pub fn finish(&self, record: &FinishedJob) -> io::Result<()> {
         let guard = self.lock(&record.project)?;
         let key = key(&record.project, &record.id);
+        // Holding the reader's cursor from the append to the removal of the running record keeps
+        // every other reader of the log from seeing the new line while the job still runs.
+        let mut cursor = self.finished_cursor.lock().unwrap_or_else(|p| p.into_inner());
         if !self.spool.is_running(&record.project, &record.id) {
-            return self.read_finished(Some(&key));
+            return self.apply_finished(&mut cursor, Some(&key));
         }
-        self.read_finished(None)?;
+        self.apply_finished(&mut cursor, None)?;
         if !self.has_finished(record) {
             self.log.append(record, self.keep)?;
         }
         self.changing(&guard, &record.project)?;
         self.spool.remove_running(&guard, &record.project, &record.id)?;
-        self.read_finished(Some(&key))
+        self.apply_finished(&mut cursor, Some(&key))
     }
 
     /// The lock of a running job whose supervising instance is gone, if it is orphaned.
@@ -395,10 +398,15 @@ impl JobIndex {
     /// running job that just ended, if any, in one step.
     fn read_finished(&self, ended: Option<&JobKey>) -> io::Result<()> {
         let mut cursor = self.finished_cursor.lock().unwrap_or_else(|p| p.into_inner());
-        if ended.is_none() && self.log.unchanged_since(&cursor) {
+        self.apply_finished(&mut cursor, ended)
+    }
+
+    /// [`JobIndex::read_finished`] for a caller that already holds the cursor.
+    fn apply_finished(&self, cursor: &mut Cursor, ended: Option<&JobKey>) -> io::Result<()> {
+        if ended.is_none() && self.log.unchanged_since(cursor) {
             return Ok(());
         }
-        let update = self.log.read_since(&mut cursor)?;
+        let update = self.log.read_since(cursor)?;
         let mut state = self.state();
         if let Some(ended) = ended {
             state.running.shift_remove(ended);
