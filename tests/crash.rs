@@ -26,14 +26,13 @@
 //! The last section holds the bugs these tests found, one test each: a crash between a crawl's
 //! spawn and its pid record must not declare the crawl lost while it runs; adoption by another
 //! instance keeps to `max_proc` and names the new supervisor; a cancel made while no instance
-//! supervises a crawl is delivered on re-adoption; and, `#[ignore]`d until fixed (run them with
-//! `cargo test crash:: -- --ignored`), a restart that comes before the runner has recorded its
-//! identity must not declare its crawl lost, and a finishing job is never listed running and
-//! finished at once.
+//! supervises a crawl is delivered on re-adoption; a restart that comes before the runner has
+//! recorded its identity must not declare its crawl lost; and a finishing job is never listed
+//! running and finished at once.
 //!
 //! Every wait polls up to a deadline. The deliberate pauses are the random delay before the
 //! `kill -9` in the burst test, which only picks the moment of the crash, and a bounded check
-//! that something does *not* happen in one ignored test.
+//! that something does *not* happen (the adoption test that keeps to `max_proc`).
 //!
 //! Crawls cost about 0.7 s of CPU each, so the job counts are kept small enough for the whole
 //! module to run in about a minute on two cores. `SCRAPYD_RS_CRASH_SCALE` multiplies them (e.g.
@@ -933,12 +932,11 @@ fn a_cancel_made_while_the_supervisor_is_dead_is_delivered_on_re_adoption() {
 /// doc of `JobIndex::finish`): a client polling it never sees a job in both lists. Twelve short
 /// crawls end while a thread polls as fast as the daemon answers.
 ///
-/// Fails today (three runs out of three on an idle machine; with `watch_spool = off` it passes): the
+/// Failed before the fix (three runs out of three on an idle machine; with `watch_spool = off` it passed): the
 /// watcher reports the daemon's own append to `finished.jl`, the supervisor reads the new line
 /// (`refresh_finished`, outside the project lock) while `finish` is still removing the running
 /// files, and the job is listed both running and finished until `finish` completes.
 #[test]
-#[ignore = "known bug: a finishing job is briefly listed both running and finished"]
 fn a_finishing_job_is_never_listed_running_and_finished_at_once() {
     let cluster = Cluster::new();
     let daemon = cluster.start("both", "max_proc = 2\n");
@@ -965,13 +963,12 @@ fn a_finishing_job_is_never_listed_running_and_finished_at_once() {
 /// crawl runs and is recorded `finished`, or it is recorded as never started and never runs;
 /// and nothing is left in `running/`.
 ///
-/// Fails today: the job is recorded `lost` ("the daemon stopped while starting the crawl"),
+/// Failed before the fix: the job was recorded `lost` ("the daemon stopped while starting the crawl"),
 /// then the crawl runs to its end unsupervised and leaves `<job>.result` and `<job>.result.pid`
 /// in `running/` for good. The stress script hit it with real kills (`--instances 4 --kills 60`,
 /// seed 577774132: job `s-00171` recorded lost at 03:37:26.102, its runner's identity written
 /// at 03:37:26.205, its crawl finished).
 #[test]
-#[ignore = "known bug: a restart before the runner records its identity declares the crawl lost"]
 fn a_restart_before_the_runner_records_its_identity_loses_no_crawl() {
     use std::os::unix::fs::PermissionsExt;
     let cluster = Cluster::new();

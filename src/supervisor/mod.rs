@@ -429,11 +429,16 @@ impl Supervisor {
                 continue;
             }
             let alive = |(pid, ticks): (u32, u64)| process::is_alive(pid, ticks).then_some((pid, ticks));
+            let spool = self.app.index.spool();
             let identity = match (record.pid, record.pid_start_ticks) {
                 (Some(pid), Some(ticks)) => Some((pid, ticks)),
-                // The daemon can die between the spawn and recording the pid; the runner records
-                // its own identity first thing.
-                _ => self.app.index.spool().runner_identity(&key.0, &key.1),
+                // The daemon can die between the spawn and recording the pid. The runner records
+                // its own identity first thing; before it has, the crawl is the process whose
+                // environment names this job's result file.
+                _ => spool.runner_identity(&key.0, &key.1).or_else(|| {
+                    let result = spool.result_file(&key.0, &key.1);
+                    process::find_by_environment(&format!("SCRAPYD_RS_RESULT={}", result.display()))
+                }),
             };
             let live = identity.and_then(alive);
             if live.is_some() && self.crawls.len() >= self.max_processes() {

@@ -24,6 +24,24 @@ pub fn is_alive(pid: u32, ticks: u64) -> bool {
     state != "Z" && state != "X" && started == Some(ticks)
 }
 
+/// The process (and its start time) whose environment holds exactly `entry` (`NAME=value`): how
+/// a crawl is found when neither the daemon nor the runner could record its pid before a crash.
+/// A scan of `/proc`, only ever needed in that rare case; processes of other users are not
+/// readable and are skipped.
+pub fn find_by_environment(entry: &str) -> Option<(u32, u64)> {
+    let wanted = entry.as_bytes();
+    for dir in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = dir.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else { continue };
+        let Ok(environ) = std::fs::read(dir.path().join("environ")) else { continue };
+        if environ.split(|&b| b == 0).any(|variable| variable == wanted)
+            && let Some(ticks) = start_ticks(pid)
+        {
+            return Some((pid, ticks));
+        }
+    }
+    None
+}
+
 /// Sends `signal` to one process.
 pub fn signal(pid: u32, signal: i32) -> io::Result<()> {
     let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
@@ -68,6 +86,26 @@ mod tests {
         assert!(is_alive(pid, ticks));
         assert!(!is_alive(pid, ticks + 1), "another start time is another process");
         assert_eq!(start_ticks(u32::MAX / 2), None);
+    }
+
+    #[test]
+    fn a_process_is_found_by_its_environment() {
+        let marker = format!("SCRAPYD_RS_TEST_MARKER={}", std::process::id());
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .env("SCRAPYD_RS_TEST_MARKER", std::process::id().to_string())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let mut found = find_by_environment(&marker);
+        while found.is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            found = find_by_environment(&marker);
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(found.map(|(pid, _)| pid), Some(child.id()));
+        assert_eq!(find_by_environment("SCRAPYD_RS_TEST_MARKER=nobody"), None);
     }
 
     #[test]
