@@ -1,21 +1,10 @@
 //! Several daemons serving one data directory: one consistent view, each job run once, cancel
 //! from anywhere.
 
-use crate::helper::{Daemon, python};
+use crate::helper::{Daemon, python, wait_until};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
-
-fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    condition()
-}
+use std::time::Duration;
 
 fn ids(list: &Value) -> BTreeSet<String> {
     list.as_array().expect("a list").iter().map(|job| job["id"].as_str().expect("an id").to_string()).collect()

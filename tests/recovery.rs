@@ -2,21 +2,10 @@
 //! priorities JSON cannot write, job ids that look like temporary files, cancel requests left by
 //! an earlier job with the same id, and a claim whose owner died before it had a pid.
 
-use crate::helper::{Daemon, python};
+use crate::helper::{Daemon, python, wait_until};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
-
-fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    condition()
-}
+use std::time::Duration;
 
 fn schedule(daemon: &Daemon, spider: &str, jobid: &str, extra: &[(&str, &[u8])]) {
     let mut fields: Vec<(&str, &[u8])> =
