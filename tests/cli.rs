@@ -184,3 +184,49 @@ fn an_idle_daemon_uses_no_cpu() {
     // 15 rescans at poll_interval 0.2 s cost well under a tick each; a spinning thread costs ~300.
     assert!(used <= 10, "an idle daemon used {used} clock ticks of CPU in 3 s");
 }
+
+#[test]
+fn stop_crawls_on_shutdown_stops_them_and_records_them_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let python = crate::helper::python::python();
+    let conf = format!("[scrapyd]\nhttp_port = {port}\npython = {}\nstop_crawls_on_shutdown = on\n", python.display());
+    std::fs::write(dir.path().join("scrapyd.conf"), conf).unwrap();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let start = || {
+        let child = command(dir.path()).stderr(Stdio::null()).spawn().unwrap();
+        assert!(crate::helper::wait_until(Duration::from_secs(20), || std::net::TcpStream::connect(addr).is_ok()));
+        child
+    };
+    let request = |method: &str, target: &str, fields: &[(&str, &[u8])]| {
+        let body = crate::helper::client::urlencode(fields);
+        let form = [("Content-Type", "application/x-www-form-urlencoded")];
+        crate::helper::client::request(addr, method, target, &form, &body).json()
+    };
+    let mut daemon = start();
+    let egg = std::fs::read(crate::helper::python::egg("demo")).unwrap();
+    assert_eq!(
+        request("POST", "/addversion.json", &[("project", b"demo"), ("version", b"1"), ("egg", &egg)])["status"],
+        "ok"
+    );
+    request(
+        "POST",
+        "/schedule.json",
+        &[("project", b"demo"), ("spider", b"sleeper"), ("jobid", b"long"), ("seconds", b"120")],
+    );
+    let log = dir.path().join("logs/demo/sleeper/long.log");
+    let sleeping = || std::fs::read_to_string(&log).is_ok_and(|text| text.contains("sleeping for"));
+    assert!(crate::helper::wait_until(Duration::from_secs(60), sleeping), "the crawl runs");
+    let pid = request("GET", "/listjobs.json", &[])["running"][0]["pid"].as_u64().unwrap() as u32;
+
+    crate::helper::send_signal(daemon.id(), crate::helper::SIGTERM);
+    let status = wait_exit(&mut daemon, Duration::from_secs(60)).expect("the daemon stops");
+    assert!(status.success());
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "the crawl stopped with the daemon");
+
+    let mut daemon = start();
+    let finished = request("GET", "/listjobs.json", &[])["finished"][0].clone();
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert_eq!((&finished["id"], &finished["outcome"]), (&"long".into(), &"cancelled".into()), "{finished}");
+}

@@ -272,6 +272,10 @@ pub struct Config {
     /// Turn it off on filesystems that deliver no events (NFS); the rescan every
     /// `poll_interval` then does the work alone.
     pub watch_spool: bool,
+    /// Whether a graceful stop also stops this instance's crawls (`stop_crawls_on_shutdown`,
+    /// default off): they are cancelled as `cancel.json` would, and the daemon exits once their
+    /// ends are recorded. Off, crawls keep running and the next start re-adopts them.
+    pub stop_crawls_on_shutdown: bool,
     /// Effective endpoints (`[services]`), name → Python class path: stock's
     /// defaults in stock's order minus those set to an empty value, then
     /// added names in file order.
@@ -364,6 +368,7 @@ impl Config {
             max_upload_size: opts.size("max_upload_size", "1073741824")?,
             cancel_grace: opts.seconds("cancel_grace", "30.0")?,
             watch_spool: opts.boolean("watch_spool", "on")?,
+            stop_crawls_on_shutdown: opts.boolean("stop_crawls_on_shutdown", "off")?,
             services: services(ini)?,
             settings_projects: ini.items("settings")?,
             warnings,
@@ -865,6 +870,7 @@ mod tests {
             "max_upload_size",
             "cancel_grace",
             "watch_spool",
+            "stop_crawls_on_shutdown",
         ];
         let mut options = ini.options("scrapyd");
         options.sort();

@@ -140,6 +140,26 @@ pub async fn run(
             () = sleep_until(deadline) => supervisor.escalate(),
         }
     }
+    if app.config.stop_crawls_on_shutdown && !supervisor.crawls.is_empty() {
+        tracing::info!(crawls = supervisor.crawls.len(), "stopping this instance's crawls before exiting");
+        let keys: Vec<JobKey> = supervisor.crawls.keys().cloned().collect();
+        for key in &keys {
+            supervisor.cancel(key, libc::SIGINT);
+        }
+        // The escalation to SIGKILL comes after `cancel_grace`; the ends are then recorded.
+        let give_up = Instant::now() + app.config.cancel_grace + Duration::from_secs(10);
+        while !supervisor.crawls.is_empty() {
+            let deadline = supervisor.next_deadline();
+            tokio::select! {
+                Some(ended) = ended_rx.recv() => supervisor.finish(ended),
+                Some(key) = recorded_rx.recv() => {
+                    supervisor.crawls.remove(&key);
+                }
+                () = sleep_until(deadline) => supervisor.escalate(),
+                () = tokio::time::sleep_until(give_up) => break,
+            }
+        }
+    }
     tracing::info!(crawls = supervisor.crawls.len(), "supervisor stopped; running crawls continue");
 }
 
