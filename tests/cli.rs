@@ -137,6 +137,31 @@ fn environment_overrides_beat_the_config_files() {
     let _ = child.wait();
 }
 
+/// Writes `scrapyd.conf` in `dir` for a daemon on a free port with the test Python and the
+/// `[scrapyd]` options in `extra`; returns the address it will serve on.
+fn configure(dir: &Path, extra: &str) -> std::net::SocketAddr {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let python = crate::helper::python::python();
+    let conf = format!("[scrapyd]\nhttp_port = {port}\npython = {}\n{extra}", python.display());
+    std::fs::write(dir.join("scrapyd.conf"), conf).unwrap();
+    ([127, 0, 0, 1], port).into()
+}
+
+/// Starts the binary in `dir` and waits until it listens on `addr`.
+fn start_listening(dir: &Path, addr: std::net::SocketAddr) -> Child {
+    let child = command(dir).stderr(Stdio::null()).spawn().unwrap();
+    let listening = || std::net::TcpStream::connect(addr).is_ok();
+    assert!(crate::helper::wait_until(Duration::from_secs(20), listening), "the daemon listens");
+    child
+}
+
+/// A url-encoded request to the daemon at `addr`, answered as JSON.
+fn form(addr: std::net::SocketAddr, method: &str, target: &str, fields: &[(&str, &[u8])]) -> serde_json::Value {
+    let body = crate::helper::client::urlencode(fields);
+    let content_type = [("Content-Type", "application/x-www-form-urlencoded")];
+    crate::helper::client::request(addr, method, target, &content_type, &body).json()
+}
+
 /// CPU time (user + system, in clock ticks) the process has used.
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
@@ -149,23 +174,14 @@ fn an_idle_daemon_uses_no_cpu() {
     // A daemon that has deployed and run a job, with the watcher on, must go quiet: a feedback
     // loop between the spool watcher and the rescans once kept one at 70% of a core.
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let python = crate::helper::python::python();
-    let conf = format!("[scrapyd]\nhttp_port = {port}\npython = {}\npoll_interval = 0.2\n", python.display());
-    std::fs::write(dir.path().join("scrapyd.conf"), conf).unwrap();
-    let mut child = command(dir.path()).stderr(Stdio::null()).spawn().unwrap();
-    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "the daemon listens");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let addr = configure(dir.path(), "poll_interval = 0.2\n");
+    let mut child = start_listening(dir.path(), addr);
     let egg = std::fs::read(crate::helper::python::egg("demo")).unwrap();
-    let form = [("Content-Type", "application/x-www-form-urlencoded")];
-    let body = crate::helper::client::urlencode(&[("project", b"demo"), ("version", b"1"), ("egg", &egg)]);
-    assert_eq!(crate::helper::client::request(addr, "POST", "/addversion.json", &form, &body).json()["status"], "ok");
-    let body = crate::helper::client::urlencode(&[("project", b"demo"), ("spider", b"args"), ("jobid", b"idle")]);
-    crate::helper::client::request(addr, "POST", "/schedule.json", &form, &body);
+    assert_eq!(
+        form(addr, "POST", "/addversion.json", &[("project", b"demo"), ("version", b"1"), ("egg", &egg)])["status"],
+        "ok"
+    );
+    form(addr, "POST", "/schedule.json", &[("project", b"demo"), ("spider", b"args"), ("jobid", b"idle")]);
     let finished = || {
         let reply = crate::helper::client::request(addr, "GET", "/status.json?job=idle", &[], b"");
         reply.json()["currstate"] == "finished"
@@ -188,21 +204,9 @@ fn an_idle_daemon_uses_no_cpu() {
 #[test]
 fn stop_crawls_on_shutdown_stops_them_and_records_them_cancelled() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let python = crate::helper::python::python();
-    let conf = format!("[scrapyd]\nhttp_port = {port}\npython = {}\nstop_crawls_on_shutdown = on\n", python.display());
-    std::fs::write(dir.path().join("scrapyd.conf"), conf).unwrap();
-    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    let start = || {
-        let child = command(dir.path()).stderr(Stdio::null()).spawn().unwrap();
-        assert!(crate::helper::wait_until(Duration::from_secs(20), || std::net::TcpStream::connect(addr).is_ok()));
-        child
-    };
-    let request = |method: &str, target: &str, fields: &[(&str, &[u8])]| {
-        let body = crate::helper::client::urlencode(fields);
-        let form = [("Content-Type", "application/x-www-form-urlencoded")];
-        crate::helper::client::request(addr, method, target, &form, &body).json()
-    };
+    let addr = configure(dir.path(), "stop_crawls_on_shutdown = on\n");
+    let start = || start_listening(dir.path(), addr);
+    let request = |method: &str, target: &str, fields: &[(&str, &[u8])]| form(addr, method, target, fields);
     let mut daemon = start();
     let egg = std::fs::read(crate::helper::python::egg("demo")).unwrap();
     assert_eq!(

@@ -35,20 +35,19 @@ pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
 
     let spiders = app.runner.list_spiders(&project, Some(&staged), Some(&version)).await?;
 
-    let eggs = app.eggs.clone();
-    let (name, requested) = (project.clone(), version.clone());
-    let stored = blocking(move || {
+    let (eggs, cache) = (app.eggs.clone(), app.spiders.clone());
+    let (name, requested, listed) = (project.clone(), version.clone(), spiders.clone());
+    blocking(move || {
         let stored = eggs.put(&name, &requested, &staged)?;
         // The file now lives under its final name; the temporary path must not delete it.
         let _ = staged.keep();
         let identity = EggIdentity::of(&stored.path)?;
-        Ok::<_, crate::eggs::EggError>((stored, identity))
+        if let Err(err) = cache.put(&name, &stored.version, identity, &listed) {
+            tracing::warn!(project = name, version = requested, "could not cache the spider list: {err}");
+        }
+        Ok::<_, crate::eggs::EggError>(())
     })
     .await?;
-    let (stored, identity) = stored;
-    if let Err(err) = app.spiders.put(&project, &stored.version, identity, &spiders) {
-        tracing::warn!(project, version, "could not cache the spider list: {err}");
-    }
     tracing::info!(project, version, spiders = spiders.len(), "added a version");
 
     let mut out = fields();

@@ -6,9 +6,12 @@ use crate::http::params::Params;
 
 pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
     let project = required_text(params, "project")?;
-    let eggs = app.eggs.clone();
-    let name = project.clone();
-    blocking(move || eggs.delete_project(&name)).await?;
-    app.spiders.remove_project(&project);
+    let (eggs, cache) = (app.eggs.clone(), app.spiders.clone());
+    blocking(move || {
+        eggs.delete_project(&project)?;
+        cache.remove_project(&project);
+        Ok::<_, crate::eggs::EggError>(())
+    })
+    .await?;
     Ok(fields().into())
 }

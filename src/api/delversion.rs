@@ -8,14 +8,16 @@ use crate::http::params::Params;
 pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
     let project = required_text(params, "project")?;
     let version = required_text(params, "version")?;
-    let eggs = app.eggs.clone();
-    let (name, requested) = (project.clone(), version.clone());
-    let project_left =
-        blocking(move || eggs.delete_version(&name, &requested).map(|()| eggs.has_project(&name))).await?;
-    if project_left {
-        app.spiders.remove_version(&project, &sanitize(&version));
-    } else {
-        app.spiders.remove_project(&project);
-    }
+    let (eggs, cache) = (app.eggs.clone(), app.spiders.clone());
+    blocking(move || {
+        eggs.delete_version(&project, &version)?;
+        if eggs.has_project(&project) {
+            cache.remove_version(&project, &sanitize(&version));
+        } else {
+            cache.remove_project(&project);
+        }
+        Ok::<_, crate::eggs::EggError>(())
+    })
+    .await?;
     Ok(fields().into())
 }

@@ -178,10 +178,6 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 impl Supervisor {
-    fn max_processes(&self) -> usize {
-        self.max
-    }
-
     /// Re-lists the projects whose files changed (this one and any others already reported),
     /// and reads new finished records.
     async fn catch_up(&self, first: String, changes: &mut Option<mpsc::UnboundedReceiver<String>>) {
@@ -218,14 +214,14 @@ impl Supervisor {
     /// Fills free slots with the best pending jobs, across all projects.
     async fn dispatch(&mut self) {
         let mut skip = HashSet::new();
-        while self.crawls.len() < self.max_processes() {
-            let free = self.max_processes() - self.crawls.len();
+        while self.crawls.len() < self.max {
+            let free = self.max - self.crawls.len();
             let candidates = self.app.index.next_pending(&skip, free);
             if candidates.is_empty() {
                 return;
             }
             for job in candidates {
-                if self.crawls.len() >= self.max_processes() {
+                if self.crawls.len() >= self.max {
                     return;
                 }
                 // A project deleted after the job was scheduled keeps its jobs pending until it
@@ -449,19 +445,25 @@ impl Supervisor {
                 continue;
             }
             let alive = |(pid, ticks): (u32, u64)| process::is_alive(pid, ticks).then_some((pid, ticks));
-            let spool = self.app.index.spool();
             let identity = match (record.pid, record.pid_start_ticks) {
                 (Some(pid), Some(ticks)) => Some((pid, ticks)),
                 // The daemon can die between the spawn and recording the pid. The runner records
                 // its own identity first thing; before it has, the crawl is the process whose
-                // environment names this job's result file.
-                _ => spool.runner_identity(&key.0, &key.1).or_else(|| {
-                    let result = spool.result_file(&key.0, &key.1);
-                    process::find_by_environment(&format!("SCRAPYD_RS_RESULT={}", result.display()))
-                }),
+                // environment names this job's result file (a scan of /proc, off the workers).
+                _ => {
+                    let spool = self.app.index.spool().clone();
+                    let (project, id) = key.clone();
+                    blocking(move || {
+                        spool.runner_identity(&project, &id).or_else(|| {
+                            let result = spool.result_file(&project, &id);
+                            process::find_by_environment(&format!("SCRAPYD_RS_RESULT={}", result.display()))
+                        })
+                    })
+                    .await
+                }
             };
             let live = identity.and_then(alive);
-            if live.is_some() && self.crawls.len() >= self.max_processes() {
+            if live.is_some() && self.crawls.len() >= self.max {
                 // A live crawl takes a slot: another instance with room, or this one later,
                 // adopts it. (It keeps running meanwhile.)
                 continue;
