@@ -43,17 +43,13 @@ use std::sync::Arc;
 pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> io::Result<()> {
     let (handle, inbox) = supervisor::SupervisorHandle::new();
     let app = Arc::new(app::App::new(config, handle)?);
-    let watcher = match app.config.watch_spool.then(|| spool::watch::watch_projects(app.index.spool().root())) {
+    let changes = match app.config.watch_spool.then(|| spool::watch::watch_projects(app.index.spool().root())) {
         None => None,
-        Some(Ok((watcher, changes))) => Some((watcher, changes)),
+        Some(Ok(changes)) => Some(changes),
         Some(Err(err)) => {
             tracing::warn!("not watching the spool ({err}); relying on the rescan every poll_interval");
             None
         }
-    };
-    let (watcher, changes) = match watcher {
-        Some((watcher, changes)) => (Some(watcher), Some(changes)),
-        None => (None, None),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let supervisor = tokio::spawn(supervisor::run(app.clone(), inbox, changes, async {
@@ -62,7 +58,6 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     http::serve(app, listeners, shutdown).await;
     let _ = stop.send(());
     let _ = supervisor.await;
-    drop(watcher);
     Ok(())
 }
 

@@ -79,3 +79,51 @@ fn a_job_is_cancelled_through_an_instance_that_does_not_run_it() {
     let entry = second.get("/listjobs.json").ok()["finished"][0].clone();
     assert_eq!((&entry["id"], &entry["outcome"]), (&Value::from("far"), &Value::from("cancelled")), "{entry}");
 }
+
+#[test]
+fn without_the_spool_watch_the_rescan_carries_jobs_and_cancels_between_instances() {
+    // No inotify events at all: only the rescan every poll_interval tells one instance what the
+    // other did (as on a filesystem that delivers no events).
+    let quiet = "watch_spool = off\npoll_interval = 0.5\n";
+    let first = Daemon::start(&format!("node_name = first\nmax_proc = 1\n{quiet}"));
+    let second = Daemon::start_reusing(
+        first.path(),
+        &format!("node_name = second\nmax_proc = 0\nmax_proc_per_cpu = 0\n{quiet}"),
+    );
+    first.add_version("demo", "r1", &python::egg("demo")).ok();
+
+    schedule(&second, "args", "quick", &[]);
+    let finished_on_first = |daemon: &Daemon| {
+        let finished = daemon.get("/listjobs.json").ok()["finished"].clone();
+        finished
+            .as_array()
+            .is_some_and(|list| list.iter().any(|job| job["id"] == "quick" && job["node_name"] == "first"))
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || finished_on_first(&first) && finished_on_first(&second)),
+        "a job scheduled through the instance without slots runs on the other, and both list it finished"
+    );
+
+    schedule(&second, "sleeper", "long", &[("seconds", b"60")]);
+    let running_on_first = || {
+        let running = second.get("/listjobs.json").ok()["running"].clone();
+        running.as_array().is_some_and(|list| list.iter().any(|job| job["id"] == "long" && job["node_name"] == "first"))
+    };
+    assert!(wait_until(Duration::from_secs(30), running_on_first), "the second instance sees the crawl running");
+    let reply = second.post_form("/cancel.json", &[("project", b"demo"), ("job", b"long")]);
+    assert_eq!(reply.ok()["prevstate"], "running");
+    let cancelled = |daemon: &Daemon| {
+        let finished = daemon.get("/listjobs.json").ok()["finished"].clone();
+        finished
+            .as_array()
+            .is_some_and(|list| list.iter().any(|job| job["id"] == "long" && job["outcome"] == "cancelled"))
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || cancelled(&first) && cancelled(&second)),
+        "the cancel reaches the crawl through the rescan"
+    );
+    for daemon in [&first, &second] {
+        let status = daemon.get("/daemonstatus.json").ok();
+        assert_eq!((&status["pending"], &status["running"]), (&Value::from(0), &Value::from(0)));
+    }
+}

@@ -1,11 +1,11 @@
 //! `schedule.json`: validates a crawl request as stock does.
 
 use super::{ApiError, ApiResult, fields, optional_text, required_text};
-use crate::app::{App, blocking};
+use crate::app::App;
 use crate::config::py_float;
 use crate::http::params::{Params, Value, python_bytes_repr};
 use crate::spool::check_job_id;
-use crate::spool::index::EnqueueError;
+use crate::spool::index::{EnqueueError, JobIndex};
 use crate::spool::records::{PendingJob, now_ns};
 use indexmap::IndexMap;
 use serde_json::json;
@@ -26,7 +26,25 @@ pub struct ScheduleRequest {
 }
 
 pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
-    let request = parse(app, params).await?;
+    let submitted = Submitted::take(params)?;
+    let (project, version) = (submitted.project.clone(), submitted.version.clone());
+    let (index, node) = (app.index.clone(), app.node_name().to_string());
+    // The spider check, the remaining checks and the durable write: one blocking section when
+    // the spider list is cached.
+    let jobid = app
+        .with_spiders(&project, version.as_deref(), move |spiders| -> Result<String, ApiError> {
+            let request = submitted.validate(&spiders)?;
+            enqueue(&index, request, node)
+        })
+        .await??;
+    app.supervisor.wake();
+    let mut out = fields();
+    out.insert("jobid".into(), json!(jobid));
+    Ok(out.into())
+}
+
+/// Writes the job to the spool (blocking); returns its id.
+fn enqueue(index: &JobIndex, request: ScheduleRequest, node: String) -> Result<String, ApiError> {
     // Stock accepts any job id and then loses the job when it builds the log path; we refuse a
     // job id that cannot name files, after all of stock's own checks.
     check_job_id(&request.jobid).map_err(|reason| ApiError::invalid("jobid", reason))?;
@@ -39,78 +57,97 @@ pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
         args: request.args,
         priority: request.priority,
         enqueued_ns: now_ns(),
-        node: app.node_name().to_string(),
+        node,
     };
     let jobid = job.id.clone();
-    let index = app.index.clone();
-    blocking(move || index.enqueue(job)).await.map_err(|err| match err {
+    index.enqueue(job).map_err(|err| match err {
         EnqueueError::Duplicate { .. } => ApiError::invalid("jobid", err),
         EnqueueError::Io(err) => ApiError::from(err),
     })?;
-    app.supervisor.wake();
-    let mut out = fields();
-    out.insert("jobid".into(), json!(jobid));
-    Ok(out.into())
+    Ok(jobid)
 }
 
-/// Reads and validates the parameters in stock's order.
-pub async fn parse(app: &App, params: &mut Params) -> Result<ScheduleRequest, ApiError> {
-    let project = required_text(params, "project")?;
-    let spider = required_text(params, "spider")?;
-    let version = optional_text(params, "_version")?;
-    let jobid = optional_text(params, "jobid")?.unwrap_or_else(new_job_id);
-    let priority = match params.take_first("priority") {
-        None => 0.0,
-        Some(value) => {
-            let raw = super::small_bytes("priority", value)?;
-            std::str::from_utf8(&raw).ok().and_then(py_float).ok_or_else(|| priority_invalid(&raw))?
-        }
-    };
-    let raw_settings = match params.take_all("setting") {
-        None => Vec::new(),
-        Some(values) => values.into_iter().map(|value| super::decode("setting", value)).collect::<Result<_, _>>()?,
-    };
+/// The parameters as taken from the request, checked as far as stock checks them before it looks
+/// at the project's spiders.
+struct Submitted {
+    project: String,
+    spider: String,
+    version: Option<String>,
+    jobid: String,
+    priority: f64,
+    raw_settings: Vec<String>,
+    /// Every other parameter (spider arguments), not yet decoded.
+    rest: Vec<(Vec<u8>, Value)>,
+}
 
-    let spiders = app.project_spiders(&project, version.as_deref()).await?;
-    if !spiders.contains(&spider) {
-        return Err(ApiError::message(format!("spider '{spider}' not found")));
-    }
-    if spider.contains(['/', '\\', '\0']) || spider == ".." {
-        // A spider name is a directory of the logs; stock would lose the job at launch.
-        return Err(ApiError::exception("DirectoryTraversalError", format!("{project}/{spider}/{jobid}.log")));
-    }
-
-    let mut args = IndexMap::new();
-    for (name, value) in params.drain_first() {
-        args.insert(decode_arg(name)?, decode_arg_value(value)?);
-    }
-    let mut settings = IndexMap::new();
-    for (position, setting) in raw_settings.into_iter().enumerate() {
-        let Some((name, value)) = setting.split_once('=') else {
-            return Err(ApiError::exception(
-                "ValueError",
-                format!("dictionary update sequence element #{position} has length 1; 2 is required"),
-            ));
+impl Submitted {
+    /// Reads the parameters in stock's order.
+    fn take(params: &mut Params) -> Result<Submitted, ApiError> {
+        let project = required_text(params, "project")?;
+        let spider = required_text(params, "spider")?;
+        let version = optional_text(params, "_version")?;
+        let jobid = optional_text(params, "jobid")?.unwrap_or_else(new_job_id);
+        let priority = match params.take_first("priority") {
+            None => 0.0,
+            Some(value) => {
+                let raw = super::small_bytes("priority", value)?;
+                std::str::from_utf8(&raw).ok().and_then(py_float).ok_or_else(|| priority_invalid(&raw))?
+            }
         };
-        settings.insert(name.to_string(), value.to_string());
+        let raw_settings = match params.take_all("setting") {
+            None => Vec::new(),
+            Some(values) => {
+                values.into_iter().map(|value| super::decode("setting", value)).collect::<Result<_, _>>()?
+            }
+        };
+        let rest = params.drain_first();
+        Ok(Submitted { project, spider, version, jobid, priority, raw_settings, rest })
     }
-    for reserved in ["settings", "_job"] {
-        if args.contains_key(reserved) {
+
+    /// The checks stock makes once it knows the project's spiders, in its order.
+    fn validate(self, spiders: &[String]) -> Result<ScheduleRequest, ApiError> {
+        let Submitted { project, spider, version, jobid, priority, raw_settings, rest } = self;
+        if !spiders.contains(&spider) {
+            return Err(ApiError::message(format!("spider '{spider}' not found")));
+        }
+        if spider.contains(['/', '\\', '\0']) || spider == ".." {
+            // A spider name is a directory of the logs; stock would lose the job at launch.
+            return Err(ApiError::exception("DirectoryTraversalError", format!("{project}/{spider}/{jobid}.log")));
+        }
+
+        let mut args = IndexMap::new();
+        for (name, value) in rest {
+            args.insert(decode_arg(name)?, decode_arg_value(value)?);
+        }
+        let mut settings = IndexMap::new();
+        for (position, setting) in raw_settings.into_iter().enumerate() {
+            let Some((name, value)) = setting.split_once('=') else {
+                return Err(ApiError::exception(
+                    "ValueError",
+                    format!("dictionary update sequence element #{position} has length 1; 2 is required"),
+                ));
+            };
+            settings.insert(name.to_string(), value.to_string());
+        }
+        for reserved in ["settings", "_job"] {
+            if args.contains_key(reserved) {
+                return Err(ApiError::exception(
+                    "TypeError",
+                    format!(
+                        "scrapyd.scheduler.SpiderScheduler.schedule() got multiple values for keyword argument \
+                         '{reserved}'"
+                    ),
+                ));
+            }
+        }
+        if args.contains_key("name") {
             return Err(ApiError::exception(
                 "TypeError",
-                format!(
-                    "scrapyd.scheduler.SpiderScheduler.schedule() got multiple values for keyword argument '{reserved}'"
-                ),
+                "SqliteSpiderQueue.add() got multiple values for argument 'name'",
             ));
         }
+        Ok(ScheduleRequest { project, spider, version, jobid, priority, settings, args })
     }
-    if args.contains_key("name") {
-        return Err(ApiError::exception(
-            "TypeError",
-            "SqliteSpiderQueue.add() got multiple values for argument 'name'",
-        ));
-    }
-    Ok(ScheduleRequest { project, spider, version, jobid, priority, settings, args })
 }
 
 /// A spider argument's name or value, decoded without stock's friendly wrapper.

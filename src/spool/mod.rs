@@ -4,6 +4,7 @@
 //! ```text
 //! spool/<project>/.lock                          the project's lock and change counter
 //! spool/<project>/pending/<key>-<job>.json       a scheduled job; `ls` shows dispatch order
+//! spool/<project>/pending/.spare-<maker>-<n>     a blank, already durable file (see `spares`)
 //! spool/<project>/running/<job>.json             a claimed job (renamed from pending/)
 //! spool/<project>/running/<job>.lock             held by the instance supervising the crawl
 //! spool/<project>/running/<job>.result           written by the runner when the crawl ends
@@ -21,20 +22,24 @@
 //! the project saw another value re-lists it before deciding anything, and one that saw the same
 //! value knows nothing changed without listing a thing. Lock files are only ever created, locked
 //! and (once their job is gone) unlinked: never renamed. A job file appears under its final name
-//! only once complete, and both it and its directory are fsynced before the change is
-//! acknowledged.
+//! only once complete, and is durable in its directory before the change is acknowledged:
+//! written into a spare (whose directory entry already was) and flushed, or written as a new file
+//! with both it and its directory fsynced.
 
 pub mod finished;
 pub mod index;
 pub mod records;
+pub mod spares;
 pub mod watch;
 
 use crate::fsutil;
 use records::{PendingJob, RunningJob};
+use spares::Spares;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The directory under `spool_dir` that holds the daemon's own state; no project may use it.
 pub const INTERNAL_DIR: &str = ".scrapyd-rs";
@@ -123,11 +128,13 @@ impl ProjectGuard {
 #[derive(Debug, Clone)]
 pub struct Spool {
     root: PathBuf,
+    /// Blank pending files made durable ahead of time (shared by the clones of this spool).
+    spares: Arc<Spares>,
 }
 
 impl Spool {
     pub fn new(spool_dir: &Path) -> Self {
-        Spool { root: spool_dir.to_path_buf() }
+        Spool { root: spool_dir.to_path_buf(), spares: Arc::default() }
     }
 
     /// The spool directory, whose sub-directories are projects.
@@ -266,11 +273,16 @@ impl Spool {
         read_record(&self.pending_dir(project).join(name))
     }
 
-    /// Writes a new pending job durably.
+    /// Writes a new pending job durably: through a spare file when one is ready (one data
+    /// flush), otherwise as a new file.
     pub fn write_pending(&self, _guard: &ProjectGuard, job: &PendingJob) -> io::Result<()> {
         let dir = self.pending_dir(&job.project);
+        let record = serde_json::to_vec(job)?;
+        if self.spares.write(&dir, &pending_file_name(job), &record)? {
+            return Ok(());
+        }
         let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir)?;
-        temp.write_all(&serde_json::to_vec(job)?)?;
+        temp.write_all(&record)?;
         // Rename first, then fsync the file and the directory. The file's fsync commits the
         // journal transaction that already holds the rename, so the directory's fsync, which
         // POSIX needs for the new name, finds nothing left to write: one journal commit per job.
@@ -278,6 +290,14 @@ impl Spool {
         let file = temp.persist(dir.join(pending_file_name(job))).map_err(|e| e.error)?;
         file.sync_all()?;
         fsutil::sync_dir(&dir)
+    }
+
+    /// Renames the pending jobs a crash left in spare files to their names, and removes the
+    /// spares of instances that are gone. The caller holds the project's lock.
+    pub fn recover_spares(&self, _guard: &ProjectGuard, project: &str) -> io::Result<()> {
+        self.spares.recover(&self.pending_dir(project), pending_file_name, |path| {
+            quarantine(path, &"a spare torn by a crash before it was acknowledged")
+        })
     }
 
     /// Removes a pending file; `false` if it was not there.
@@ -414,7 +434,7 @@ fn read_record<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
 }
 
 /// Moves a torn record to `<project>/broken/`, next to the directory it was found in.
-fn quarantine(path: &Path, err: &serde_json::Error) {
+fn quarantine(path: &Path, err: &dyn std::fmt::Display) {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return };
     let Some(project_dir) = dir.parent() else { return };
     let broken = project_dir.join("broken");
@@ -484,7 +504,9 @@ mod tests {
         spool.write_pending(&guard, &job).unwrap();
         spool.remove_stray_temp_files(&guard, "p").unwrap();
         assert_eq!(list_names(&spool.running_dir("p")).unwrap(), [".tmp-evil.json"]);
-        assert_eq!(list_names(&spool.pending_dir("p")).unwrap(), [pending_file_name(&job)]);
+        let pending: Vec<String> =
+            list_names(&spool.pending_dir("p")).unwrap().into_iter().filter(|n| !n.starts_with(".spare-")).collect();
+        assert_eq!(pending, [pending_file_name(&job)], "spare files (made in the background) are not temporary");
     }
 
     #[test]
