@@ -13,7 +13,7 @@
 
 use super::finished::{Cursor, FinishedLog, Update};
 use super::records::{FinishedJob, PendingJob, PendingOrder, RunningJob};
-use super::{Claim, ProjectGuard, Spool, job_id_of_pending_name, pending_file_name};
+use super::{Claim, ProjectGuard, Spool, pending_file_name};
 use indexmap::IndexMap;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs::File;
@@ -352,23 +352,32 @@ impl JobIndex {
 
     /// Re-lists a project's pending and running files (under its lock), reading only the
     /// pending records whose names are new, and every running record (there are few).
+    ///
+    /// Pending jobs are matched by file name, not id: an id cancelled and scheduled again
+    /// between two looks is a new file (new time, maybe new arguments), read afresh.
     fn relist(&self, project: &str) -> io::Result<()> {
         let names = self.spool.pending_names(project)?;
-        let on_disk: HashSet<&str> = names.iter().filter_map(|n| job_id_of_pending_name(n)).collect();
-        let known: HashSet<String> = {
+        let on_disk: HashSet<&str> = names.iter().map(String::as_str).collect();
+        let known: HashMap<String, String> = {
             let state = self.state();
-            state.pending_ids.keys().filter(|(p, _)| p == project).map(|(_, id)| id.clone()).collect()
+            state
+                .pending_ids
+                .iter()
+                .filter(|((p, _), _)| p == project)
+                .filter_map(|(_, order)| state.pending.get(order))
+                .map(|job| (pending_file_name(job), job.id.clone()))
+                .collect()
         };
         let added: Vec<PendingJob> = names
             .iter()
-            .filter(|name| job_id_of_pending_name(name).is_some_and(|id| !known.contains(id)))
+            .filter(|name| !known.contains_key(name.as_str()))
             .filter_map(|name| self.spool.read_pending(project, name))
             .collect();
         let running: Vec<RunningJob> =
             self.spool.running_ids(project)?.iter().filter_map(|id| self.spool.read_running(project, id)).collect();
 
         let mut state = self.state();
-        for gone in known.iter().filter(|id| !on_disk.contains(id.as_str())) {
+        for (_, gone) in known.iter().filter(|(name, _)| !on_disk.contains(name.as_str())) {
             state.remove_pending(&key(project, gone));
         }
         for job in added {
@@ -482,5 +491,37 @@ impl JobIndex {
     pub fn next_pending(&self, skip: &HashSet<JobKey>, limit: usize) -> Vec<Arc<PendingJob>> {
         let state = self.state();
         state.pending.values().filter(|job| !skip.contains(&key(&job.project, &job.id))).take(limit).cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(dir: &std::path::Path) -> JobIndex {
+        let spool = Spool::new(&dir.join("spool"));
+        JobIndex::load(spool, FinishedLog::new(&dir.join("spool/.scrapyd-rs/finished.jl")), 100).unwrap()
+    }
+
+    #[test]
+    fn an_id_scheduled_again_between_two_looks_is_read_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, second) = (index(dir.path()), index(dir.path()));
+        let with_arg = |value: &str, enqueued_ns| {
+            let mut job = PendingJob::for_tests("same", 0.0, enqueued_ns);
+            job.args.insert("arg".into(), value.into());
+            job
+        };
+        first.enqueue(with_arg("old", 1)).unwrap();
+        second.rescan_project("p").unwrap();
+        assert_eq!(second.snapshot(Some("p")).pending[0].args["arg"], "old");
+
+        // Cancelled and scheduled again with other arguments, all before the second looks.
+        assert!(first.cancel_pending("p", "same").unwrap());
+        first.enqueue(with_arg("new", 2)).unwrap();
+        second.rescan_project("p").unwrap();
+        let pending = second.snapshot(Some("p")).pending;
+        assert_eq!(pending.len(), 1);
+        assert_eq!((pending[0].args["arg"].as_str(), pending[0].enqueued_ns), ("new", 2));
     }
 }

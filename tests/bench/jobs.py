@@ -346,6 +346,8 @@ def bench_large_state(daemons, finished, repeat):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer samples, 10,000 finished jobs")
+    parser.add_argument("--throughput-only", type=int, metavar="ROUNDS",
+                        help="only the schedule.json throughput, ROUNDS times (stock and ours side by side each time)")
     args = parser.parse_args()
     for path in (OURS, STOCK, TEST_PYTHON):
         if not os.path.exists(path):
@@ -354,6 +356,23 @@ def main():
     workdir = tempfile.mkdtemp(prefix="scrapyd-bench-")
     print(f"scrapyd-rs vs stock Scrapyd 1.6.0 on {os.cpu_count()} CPUs; work directory {workdir}")
     daemons = {}
+    if args.throughput_only:
+        try:
+            for round_number in range(args.throughput_only):
+                round_dir = os.path.join(workdir, f"round{round_number}")
+                os.makedirs(os.path.join(round_dir, "runner"))
+                with open(os.path.join(round_dir, "runner", "bench_runner.py"), "w") as f:
+                    f.write(BENCH_RUNNER)
+                daemons, _stamps = bench_throughput(round_dir, egg, 2000)
+                for daemon in daemons.values():
+                    daemon.stop()
+                daemons = {}
+        finally:
+            for daemon in daemons.values():
+                daemon.stop()
+            kill_runners(workdir)
+            shutil.rmtree(workdir, ignore_errors=True)
+        return
     try:
         bench_latency(workdir, egg, 10 if args.quick else 30)
         daemons, stamps = bench_throughput(workdir, egg, 2000)
