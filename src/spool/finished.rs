@@ -60,17 +60,26 @@ impl FinishedLog {
     /// `finished_to_keep = 0`. Once the log is well over `keep` lines (judged from its size and
     /// the length of the line just written, so no count is kept anywhere) it is compacted.
     pub fn append(&self, job: &FinishedJob, keep: usize) -> io::Result<()> {
-        if keep == 0 {
+        self.append_all(std::slice::from_ref(job), keep)
+    }
+
+    /// Records several finished jobs, oldest first, with one write and one fsync (an import).
+    pub fn append_all(&self, jobs: &[FinishedJob], keep: usize) -> io::Result<()> {
+        if keep == 0 || jobs.is_empty() {
             return Ok(());
         }
         let _lock = self.lock()?;
         let mut file = OpenOptions::new().create(true).read(true).append(true).open(&self.path)?;
         cut_torn_tail(&mut file)?;
-        let mut line = serde_json::to_vec(job)?;
-        line.push(b'\n');
-        file.write_all(&line)?;
+        let mut lines = Vec::new();
+        for job in jobs {
+            serde_json::to_writer(&mut lines, job)?;
+            lines.push(b'\n');
+        }
+        file.write_all(&lines)?;
         file.sync_data()?;
-        let estimated_lines = file.metadata()?.len() / line.len() as u64;
+        let average_line = (lines.len() / jobs.len()).max(1) as u64;
+        let estimated_lines = file.metadata()?.len() / average_line;
         if estimated_lines > (keep + slack(keep)) as u64 {
             self.compact(keep)?;
         }

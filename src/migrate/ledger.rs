@@ -1,0 +1,177 @@
+//! What has been imported, so that every stock row is imported once, whatever happens.
+//!
+//! ```text
+//! spool/.scrapyd-rs/migrate/lock                 held by the one instance importing
+//! spool/.scrapyd-rs/migrate/<file>.imported      fingerprints of the rows of dbs/<file> imported
+//! spool/.scrapyd-rs/migrate/<file>.done          the size, mtime and inode dbs/<file> had when
+//!                                                 all of it was imported
+//! ```
+//!
+//! - Several instances starting together: the lock lets one import at a time; the others then
+//!   find the work done.
+//! - A start killed half-way: each batch of jobs is durable in the spool before its rows'
+//!   fingerprints are appended to `<file>.imported`, so the next start skips exactly the rows
+//!   already imported (a row whose job was written but not yet recorded is found pending and
+//!   recorded then). The lock dies with the process.
+//! - Later starts: a file whose size, modification time and inode still match `<file>.done` is
+//!   not even opened, so a job imported and since run is never imported again.
+//! - Going back to stock and back again: stock changes the file (it pops what it runs and adds
+//!   what is scheduled), so it is read again, and only rows not in `<file>.imported` are new.
+//!   A fingerprint covers the rowid and the whole row, so a job stock still holds from before is
+//!   recognised and a new job in a reused rowid is not mistaken for it.
+//!
+//! When a file is done its fingerprint list is rewritten with only the rows it still holds, so
+//! the list never outgrows the file.
+
+use crate::fsutil;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// The state of the import, in `spool/.scrapyd-rs/migrate`.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    dir: PathBuf,
+}
+
+/// What identifies a version of a stock file without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub inode: u64,
+}
+
+impl Stamp {
+    pub fn of(path: &Path) -> io::Result<Stamp> {
+        let meta = fs::metadata(path)?;
+        Ok(Stamp { size: meta.len(), mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(), inode: meta.ino() })
+    }
+}
+
+/// The record of a stock file imported in full.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Done {
+    /// The file, as it was found (for people reading the ledger).
+    pub source: PathBuf,
+    pub stamp: Stamp,
+    /// Local time of the import.
+    pub imported_at: String,
+}
+
+/// The appendable list of a file's imported rows.
+#[derive(Debug)]
+pub struct Journal {
+    file: File,
+}
+
+impl Journal {
+    /// Records rows as imported, durably. The jobs they became must be durable already.
+    pub fn record(&mut self, fingerprints: impl IntoIterator<Item = u64>) -> io::Result<()> {
+        let text: String = fingerprints.into_iter().map(|fingerprint| format!("{fingerprint:016x}\n")).collect();
+        if text.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all(text.as_bytes())?;
+        self.file.sync_data()
+    }
+}
+
+impl Ledger {
+    pub fn new(dir: &Path) -> Ledger {
+        Ledger { dir: dir.to_path_buf() }
+    }
+
+    fn path(&self, file: &str, suffix: &str) -> PathBuf {
+        self.dir.join(format!("{file}.{suffix}"))
+    }
+
+    /// Takes the import lock, waiting for an instance that holds it. `waiting` is called once if
+    /// the lock is busy, before waiting.
+    pub fn lock(&self, waiting: impl FnOnce()) -> io::Result<File> {
+        fsutil::create_dir_all_durable(&self.dir)?;
+        let file = OpenOptions::new().create(true).truncate(false).write(true).open(self.dir.join("lock"))?;
+        if file.try_lock().is_err() {
+            waiting();
+            file.lock()?;
+        }
+        Ok(file)
+    }
+
+    /// Whether `file` was imported in full when it had this stamp.
+    pub fn is_done(&self, file: &str, stamp: &Stamp) -> bool {
+        fs::read(self.path(file, "done"))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Done>(&bytes).ok())
+            .is_some_and(|done| done.stamp == *stamp)
+    }
+
+    /// The fingerprints of `file`'s rows imported so far. A line torn by a crash is ignored.
+    pub fn imported(&self, file: &str) -> io::Result<HashSet<u64>> {
+        let text = match fs::read_to_string(self.path(file, "imported")) {
+            Ok(text) => text,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(HashSet::new()),
+            Err(err) => return Err(err),
+        };
+        Ok(text.lines().filter(|line| line.len() == 16).filter_map(|line| u64::from_str_radix(line, 16).ok()).collect())
+    }
+
+    /// Opens `file`'s list of imported rows for appending, ending a line torn by a crash first.
+    pub fn journal(&self, file: &str) -> io::Result<Journal> {
+        let mut journal = OpenOptions::new().create(true).read(true).append(true).open(self.path(file, "imported"))?;
+        let len = journal.metadata()?.len();
+        if len > 0 {
+            let mut last = [0u8];
+            journal.seek(SeekFrom::Start(len - 1))?;
+            journal.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                journal.write_all(b"\n")?;
+            }
+        }
+        Ok(Journal { file: journal })
+    }
+
+    /// Records `file` as imported in full at `done.stamp`; `present` are the fingerprints of the
+    /// imported rows it still holds, the only ones worth remembering.
+    pub fn mark_done(&self, file: &str, done: &Done, present: &HashSet<u64>) -> io::Result<()> {
+        let mut sorted: Vec<u64> = present.iter().copied().collect();
+        sorted.sort_unstable();
+        let text: String = sorted.iter().map(|fingerprint| format!("{fingerprint:016x}\n")).collect();
+        fsutil::write_atomic(&self.path(file, "imported"), text.as_bytes())?;
+        fsutil::write_atomic(&self.path(file, "done"), &serde_json::to_vec_pretty(done)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_journal_survives_a_torn_line_and_is_pruned_when_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(&dir.path().join("migrate"));
+        let _lock = ledger.lock(|| panic!("nobody else holds it")).unwrap();
+        ledger.journal("p.db").unwrap().record([1, 2]).unwrap();
+        // A crash in the middle of a line.
+        OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("migrate/p.db.imported"))
+            .unwrap()
+            .write_all(b"00ab")
+            .unwrap();
+        assert_eq!(ledger.imported("p.db").unwrap(), HashSet::from([1, 2]));
+        ledger.journal("p.db").unwrap().record([3]).unwrap();
+        assert_eq!(ledger.imported("p.db").unwrap(), HashSet::from([1, 2, 3]));
+
+        let stamp = Stamp { size: 1, mtime_ns: 2, inode: 3 };
+        assert!(!ledger.is_done("p.db", &stamp));
+        let done = Done { source: "dbs/p.db".into(), stamp, imported_at: "now".into() };
+        ledger.mark_done("p.db", &done, &HashSet::from([3])).unwrap();
+        assert!(ledger.is_done("p.db", &stamp));
+        assert!(!ledger.is_done("p.db", &Stamp { size: 2, ..stamp }));
+        assert_eq!(ledger.imported("p.db").unwrap(), HashSet::from([3]));
+    }
+}
