@@ -9,7 +9,7 @@
 //! (stock records no exit status) and a `reason` naming where they came from.
 
 use super::finished_jobs::{self, FinishedRow};
-use super::ledger::{Done, Ledger, Stamp};
+use super::ledger::{Done, Imported, Ledger, Stamp};
 use super::queue::{self, QueueRow, StockJob};
 use super::report::{SourceReport, SourceState};
 use super::stock_db::{StockDb, Unreadable};
@@ -83,29 +83,43 @@ impl Importer<'_> {
     ) -> io::Result<()> {
         let imported = self.ledger.imported(name)?;
         // The imported rows the file still holds: all the ledger must remember once it is done.
-        let mut present = HashSet::new();
+        let mut present = Imported::new();
         let mut journal = None;
 
         let mut pending = Vec::new();
         let mut ids = HashSet::new();
-        for row in queue_rows {
-            if imported.contains(&row.fingerprint) {
+        for row in &queue_rows {
+            if let Some(job) = imported.get(&row.fingerprint) {
                 report.earlier += 1;
-                present.insert(row.fingerprint);
+                present.insert(row.fingerprint, job.clone());
                 continue;
             }
-            match row.job {
+            match &row.job {
                 Err(why) => report.skipped.push(format!("row {}: {why}", row.rowid)),
                 Ok(job) if !ids.insert(job.id.clone()) => report.skipped.push(format!(
                     "row {}: job {:?} appears earlier in the queue; scrapyd-rs keeps one job per id and \
                      imported the one stock would have run first",
                     row.rowid, job.id
                 )),
-                Ok(job) => pending.push((row.fingerprint, self.pending_job(report.project.as_deref(), job))),
+                Ok(job) => pending.push((row.fingerprint, self.pending_job(report.project.as_deref(), job.clone()))),
             }
         }
         if let Some(project) = report.project.clone() {
             report.undeployed = !(self.deployed)(&project);
+            // Rows imported earlier that stock has since run or cancelled.
+            let held: HashSet<u64> = queue_rows.iter().map(|row| row.fingerprint).collect();
+            for (id, enqueued_ns) in
+                imported.iter().filter(|(fp, _)| !held.contains(fp)).filter_map(|(_, job)| job.as_ref())
+            {
+                let withdrawn = if self.dry_run {
+                    self.index.pending_job(&project, id).is_some_and(|job| job.enqueued_ns == *enqueued_ns)
+                } else {
+                    self.index.withdraw_pending(&project, id, *enqueued_ns)?
+                };
+                if withdrawn {
+                    report.withdrawn.push(id.clone());
+                }
+            }
             for batch in pending.chunks(BATCH) {
                 let jobs: Vec<PendingJob> = batch.iter().map(|(_, job)| job.clone()).collect();
                 let outcomes = if self.dry_run {
@@ -113,10 +127,17 @@ impl Importer<'_> {
                 } else {
                     self.index.enqueue_batch(&project, jobs.clone())?
                 };
-                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                let mut rows = Vec::with_capacity(batch.len());
+                for ((fingerprint, job), outcome) in batch.iter().zip(outcomes) {
                     match outcome {
-                        None => report.pending.push(job),
-                        Some(state) => report.present.push((job.id, state)),
+                        None => {
+                            rows.push((*fingerprint, Some((job.id.clone(), job.enqueued_ns))));
+                            report.pending.push(job.clone());
+                        }
+                        Some(state) => {
+                            rows.push((*fingerprint, None));
+                            report.present.push((job.id.clone(), state));
+                        }
                     }
                 }
                 if !self.dry_run {
@@ -124,17 +145,17 @@ impl Importer<'_> {
                         Some(journal) => journal,
                         None => journal.insert(self.ledger.journal(name)?),
                     };
-                    journal.record(batch.iter().map(|(fingerprint, _)| *fingerprint))?;
+                    journal.record(rows.iter().map(|(fingerprint, job)| (*fingerprint, job)))?;
                 }
-                present.extend(batch.iter().map(|(fingerprint, _)| *fingerprint));
+                present.extend(rows);
             }
         }
 
         let mut finished = Vec::new();
         for row in finished_rows {
-            if imported.contains(&row.fingerprint) {
+            if let Some(job) = imported.get(&row.fingerprint) {
                 report.earlier += 1;
-                present.insert(row.fingerprint);
+                present.insert(row.fingerprint, job.clone());
                 continue;
             }
             match row.job {
@@ -161,9 +182,9 @@ impl Importer<'_> {
                     Some(journal) => journal,
                     None => journal.insert(self.ledger.journal(name)?),
                 };
-                journal.record(finished.iter().map(|(fingerprint, _)| *fingerprint))?;
+                journal.record(finished.iter().map(|(fingerprint, _)| (*fingerprint, &None)))?;
             }
-            present.extend(finished.iter().map(|(fingerprint, _)| *fingerprint));
+            present.extend(finished.iter().map(|(fingerprint, _)| (*fingerprint, None)));
         }
 
         if stable && !self.dry_run {

@@ -2,30 +2,35 @@
 //!
 //! ```text
 //! spool/.scrapyd-rs/migrate/lock                 held by the one instance importing
-//! spool/.scrapyd-rs/migrate/<file>.imported      fingerprints of the rows of dbs/<file> imported
+//! spool/.scrapyd-rs/migrate/<file>.imported      the rows of dbs/<file> imported: a fingerprint
+//!                                                 each, and for a pending job the id and enqueue
+//!                                                 time it was given
 //! spool/.scrapyd-rs/migrate/<file>.done          the size, mtime and inode dbs/<file> had when
 //!                                                 all of it was imported
 //! ```
 //!
 //! - Several instances starting together: the lock lets one import at a time; the others then
 //!   find the work done.
-//! - A start killed half-way: each batch of jobs is durable in the spool before its rows'
-//!   fingerprints are appended to `<file>.imported`, so the next start skips exactly the rows
-//!   already imported (a row whose job was written but not yet recorded is found pending and
-//!   recorded then). The lock dies with the process.
+//! - A start killed half-way: each batch of jobs is durable in the spool before its rows are
+//!   appended to `<file>.imported`, so the next start skips exactly the rows already imported (a
+//!   row whose job was written but not yet recorded is found pending and recorded then). The
+//!   lock dies with the process.
 //! - Later starts: a file whose size, modification time and inode still match `<file>.done` is
 //!   not even opened, so a job imported and since run is never imported again.
-//! - Going back to stock and back again: stock changes the file (it pops what it runs and adds
-//!   what is scheduled), so it is read again, and only rows not in `<file>.imported` are new.
-//!   A fingerprint covers the rowid and the whole row, so a job stock still holds from before is
-//!   recognised and a new job in a reused rowid is not mistaken for it.
+//! - Going back to stock and back again: stock changes the file (it pops what it runs or
+//!   cancels, and adds what is scheduled), so it is read again. Rows in `<file>.imported` are not
+//!   imported again; rows not in it are new. A fingerprint covers the rowid and the whole row, so
+//!   a job stock still holds from before is recognised and a new job in a reused rowid is not
+//!   mistaken for it. An imported row that stock no longer holds was run or cancelled by stock
+//!   meanwhile: if its job is still pending here (same id, same enqueue time), it is withdrawn,
+//!   so it does not run a third time.
 //!
-//! When a file is done its fingerprint list is rewritten with only the rows it still holds, so
-//! the list never outgrows the file.
+//! When a file is done its list is rewritten with only the rows it still holds, so the list
+//! never outgrows the file.
 
 use crate::fsutil;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
@@ -62,6 +67,13 @@ pub struct Done {
     pub imported_at: String,
 }
 
+/// What the ledger knows of one imported row: for a pending job that was written to the spool,
+/// its id and enqueue time (what makes it this import's job and not a later one with its id).
+pub type ImportedJob = Option<(String, u64)>;
+
+/// The imported rows of one file, by fingerprint.
+pub type Imported = HashMap<u64, ImportedJob>;
+
 /// The appendable list of a file's imported rows.
 #[derive(Debug)]
 pub struct Journal {
@@ -70,14 +82,36 @@ pub struct Journal {
 
 impl Journal {
     /// Records rows as imported, durably. The jobs they became must be durable already.
-    pub fn record(&mut self, fingerprints: impl IntoIterator<Item = u64>) -> io::Result<()> {
-        let text: String = fingerprints.into_iter().map(|fingerprint| format!("{fingerprint:016x}\n")).collect();
+    pub fn record<'a>(&mut self, rows: impl IntoIterator<Item = (u64, &'a ImportedJob)>) -> io::Result<()> {
+        let text: String = rows.into_iter().map(|(fingerprint, job)| line(fingerprint, job)).collect();
         if text.is_empty() {
             return Ok(());
         }
         self.file.write_all(text.as_bytes())?;
         self.file.sync_data()
     }
+}
+
+/// `<fingerprint>` or `<fingerprint> <enqueue ns> <id as a JSON string>`, and a newline.
+fn line(fingerprint: u64, job: &ImportedJob) -> String {
+    match job {
+        None => format!("{fingerprint:016x}\n"),
+        Some((id, enqueued_ns)) => {
+            format!("{fingerprint:016x} {enqueued_ns} {}\n", serde_json::Value::from(id.as_str()))
+        }
+    }
+}
+
+/// Reads a line written by [`line`]; `None` for a line torn by a crash.
+fn parse_line(text: &str) -> Option<(u64, ImportedJob)> {
+    let fingerprint = u64::from_str_radix(text.get(..16)?, 16).ok()?;
+    let rest = text.get(16..)?;
+    if rest.is_empty() {
+        return Some((fingerprint, None));
+    }
+    let (enqueued_ns, id) = rest.strip_prefix(' ')?.split_once(' ')?;
+    let id: String = serde_json::from_str(id).ok()?;
+    Some((fingerprint, Some((id, enqueued_ns.parse().ok()?))))
 }
 
 impl Ledger {
@@ -109,14 +143,14 @@ impl Ledger {
             .is_some_and(|done| done.stamp == *stamp)
     }
 
-    /// The fingerprints of `file`'s rows imported so far. A line torn by a crash is ignored.
-    pub fn imported(&self, file: &str) -> io::Result<HashSet<u64>> {
+    /// The rows of `file` imported so far. A line torn by a crash is ignored.
+    pub fn imported(&self, file: &str) -> io::Result<Imported> {
         let text = match fs::read_to_string(self.path(file, "imported")) {
             Ok(text) => text,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(HashSet::new()),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Imported::new()),
             Err(err) => return Err(err),
         };
-        Ok(text.lines().filter(|line| line.len() == 16).filter_map(|line| u64::from_str_radix(line, 16).ok()).collect())
+        Ok(text.lines().filter_map(parse_line).collect())
     }
 
     /// Opens `file`'s list of imported rows for appending, ending a line torn by a crash first.
@@ -134,12 +168,12 @@ impl Ledger {
         Ok(Journal { file: journal })
     }
 
-    /// Records `file` as imported in full at `done.stamp`; `present` are the fingerprints of the
-    /// imported rows it still holds, the only ones worth remembering.
-    pub fn mark_done(&self, file: &str, done: &Done, present: &HashSet<u64>) -> io::Result<()> {
-        let mut sorted: Vec<u64> = present.iter().copied().collect();
-        sorted.sort_unstable();
-        let text: String = sorted.iter().map(|fingerprint| format!("{fingerprint:016x}\n")).collect();
+    /// Records `file` as imported in full at `done.stamp`; `present` are the imported rows it
+    /// still holds, the only ones worth remembering.
+    pub fn mark_done(&self, file: &str, done: &Done, present: &Imported) -> io::Result<()> {
+        let mut sorted: Vec<(&u64, &ImportedJob)> = present.iter().collect();
+        sorted.sort_unstable_by_key(|(fingerprint, _)| **fingerprint);
+        let text: String = sorted.into_iter().map(|(fingerprint, job)| line(*fingerprint, job)).collect();
         fsutil::write_atomic(&self.path(file, "imported"), text.as_bytes())?;
         fsutil::write_atomic(&self.path(file, "done"), &serde_json::to_vec_pretty(done)?)
     }
@@ -154,24 +188,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::new(&dir.path().join("migrate"));
         let _lock = ledger.lock(|| panic!("nobody else holds it")).unwrap();
-        ledger.journal("p.db").unwrap().record([1, 2]).unwrap();
+        let job: ImportedJob = Some(("a b\"c".into(), 17));
+        ledger.journal("p.db").unwrap().record([(1, &None), (2, &job)]).unwrap();
         // A crash in the middle of a line.
         OpenOptions::new()
             .append(true)
             .open(dir.path().join("migrate/p.db.imported"))
             .unwrap()
-            .write_all(b"00ab")
+            .write_all(b"00000000000000ab 5 \"tor")
             .unwrap();
-        assert_eq!(ledger.imported("p.db").unwrap(), HashSet::from([1, 2]));
-        ledger.journal("p.db").unwrap().record([3]).unwrap();
-        assert_eq!(ledger.imported("p.db").unwrap(), HashSet::from([1, 2, 3]));
+        assert_eq!(ledger.imported("p.db").unwrap(), Imported::from([(1, None), (2, job.clone())]));
+        ledger.journal("p.db").unwrap().record([(3, &None)]).unwrap();
+        assert_eq!(ledger.imported("p.db").unwrap(), Imported::from([(1, None), (2, job.clone()), (3, None)]));
 
         let stamp = Stamp { size: 1, mtime_ns: 2, inode: 3 };
         assert!(!ledger.is_done("p.db", &stamp));
         let done = Done { source: "dbs/p.db".into(), stamp, imported_at: "now".into() };
-        ledger.mark_done("p.db", &done, &HashSet::from([3])).unwrap();
+        ledger.mark_done("p.db", &done, &Imported::from([(2, job.clone())])).unwrap();
         assert!(ledger.is_done("p.db", &stamp));
         assert!(!ledger.is_done("p.db", &Stamp { size: 2, ..stamp }));
-        assert_eq!(ledger.imported("p.db").unwrap(), HashSet::from([3]));
+        assert_eq!(ledger.imported("p.db").unwrap(), Imported::from([(2, job)]));
     }
 }

@@ -37,6 +37,9 @@ pub struct SourceReport {
     pub present: Vec<(String, &'static str)>,
     /// Rows that cannot be imported, each with its rowid and why.
     pub skipped: Vec<String>,
+    /// Jobs imported at an earlier start, still pending here, that the file no longer holds:
+    /// stock ran or cancelled them meanwhile, so they were removed (or would be, in a dry run).
+    pub withdrawn: Vec<String>,
     /// Whether the project has no eggs (its jobs wait until it is deployed, as in stock).
     pub undeployed: bool,
 }
@@ -66,6 +69,7 @@ impl SourceReport {
             earlier: 0,
             present: Vec::new(),
             skipped: Vec::new(),
+            withdrawn: Vec::new(),
             undeployed: false,
         }
     }
@@ -89,13 +93,20 @@ impl SourceReport {
                 let mut parts =
                     vec![format!("{verb} {} pending and {} finished jobs", self.pending.len(), self.finished.len())];
                 if self.earlier > 0 {
-                    parts.push(format!("{} rows imported at an earlier start", self.earlier));
+                    parts.push(count(self.earlier, "row", "imported at an earlier start"));
                 }
                 if !self.present.is_empty() {
-                    parts.push(format!("{} jobs already in scrapyd-rs", self.present.len()));
+                    parts.push(count(self.present.len(), "job", "already in scrapyd-rs"));
                 }
                 if !self.skipped.is_empty() {
-                    parts.push(format!("{} rows skipped", self.skipped.len()));
+                    parts.push(count(self.skipped.len(), "row", "skipped"));
+                }
+                if !self.withdrawn.is_empty() {
+                    let verb = if dry_run { "would be withdrawn" } else { "withdrawn" };
+                    parts.push(format!(
+                        "{}: stock ran or cancelled them since they were imported",
+                        count(self.withdrawn.len(), "pending job", verb)
+                    ));
                 }
                 line.push_str(": ");
                 line.push_str(&parts.join(", "));
@@ -152,6 +163,12 @@ impl Report {
             for line in source.present_lines().take(LOGGED_ROWS) {
                 tracing::info!("{line}");
             }
+            for id in source.withdrawn.iter().take(LOGGED_ROWS) {
+                tracing::info!(
+                    "{}: withdrew pending job {id:?}: stock ran or cancelled it since it was imported",
+                    source.path.display()
+                );
+            }
             for row in source.skipped.iter().take(LOGGED_ROWS) {
                 tracing::warn!("{}: skipped {row}", source.path.display());
             }
@@ -201,6 +218,9 @@ impl fmt::Display for Report {
             for (id, state) in &source.present {
                 writeln!(f, "  present   {id}  already {state} in scrapyd-rs")?;
             }
+            for id in &source.withdrawn {
+                writeln!(f, "  withdrawn {id}  no longer in stock's queue")?;
+            }
             for row in &source.skipped {
                 writeln!(f, "  skipped   {row}")?;
             }
@@ -209,6 +229,12 @@ impl fmt::Display for Report {
         let verb = if self.dry_run { "would import" } else { "imported" };
         writeln!(f, "{verb} {pending} pending and {finished} finished jobs in total")
     }
+}
+
+/// `1 row skipped`, `2 rows skipped`.
+fn count(n: usize, noun: &str, rest: &str) -> String {
+    let plural = if n == 1 { "" } else { "s" };
+    format!("{n} {noun}{plural} {rest}")
 }
 
 /// A priority as Python prints a float (`0.0`, `-1.5`, `inf`, `nan`), as stock shows them.

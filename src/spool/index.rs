@@ -263,6 +263,19 @@ impl JobIndex {
         self.spool.remove_pending(&guard, project, &pending_file_name(&job))
     }
 
+    /// Removes a pending job only if it is still the one enqueued at `enqueued_ns` (an imported
+    /// job that its source no longer holds); `false` when it is not pending, or is another job
+    /// with its id.
+    pub fn withdraw_pending(&self, project: &str, id: &str, enqueued_ns: u64) -> io::Result<bool> {
+        let guard = self.lock(project)?;
+        let Some(job) = self.pending_job(project, id).filter(|job| job.enqueued_ns == enqueued_ns) else {
+            return Ok(false);
+        };
+        self.changing(&guard, project)?;
+        self.state().remove_pending(&key(project, id));
+        self.spool.remove_pending(&guard, project, &pending_file_name(&job))
+    }
+
     /// Claims a pending job for this instance. `None` when it is no longer pending.
     ///
     /// Until its process exists the job is *starting*: its record is in `running/` without a pid,
@@ -290,7 +303,8 @@ impl JobIndex {
         Ok(claim)
     }
 
-    fn pending_job(&self, project: &str, id: &str) -> Option<Arc<PendingJob>> {
+    /// A pending job of the project, by id.
+    pub fn pending_job(&self, project: &str, id: &str) -> Option<Arc<PendingJob>> {
         let state = self.state();
         state.pending_ids.get(&key(project, id)).and_then(|order| state.pending.get(order).cloned())
     }
