@@ -9,7 +9,7 @@
 //! (stock records no exit status) and a `reason` naming where they came from.
 
 use super::finished_jobs::{self, FinishedRow};
-use super::ledger::{Done, Imported, Ledger, Stamp};
+use super::ledger::{Done, Imported, ImportedJob, Ledger, Stamp};
 use super::queue::{self, QueueRow, StockJob};
 use super::report::{SourceReport, SourceState};
 use super::stock_db::{StockDb, Unreadable};
@@ -135,7 +135,7 @@ impl Importer<'_> {
                             report.pending.push(job.clone());
                         }
                         Some(state) => {
-                            rows.push((*fingerprint, None));
+                            rows.push((*fingerprint, self.written_before(job)));
                             report.present.push((job.id.clone(), state));
                         }
                     }
@@ -193,6 +193,15 @@ impl Importer<'_> {
             self.ledger.mark_done(name, &done, &present)?;
         }
         Ok(())
+    }
+
+    /// The pending job an import killed half-way wrote for this row before it could record it:
+    /// the pending job with its id, if it is this very job (only the enqueue time differs).
+    /// Recording it lets a later return from stock withdraw it like any imported job.
+    fn written_before(&self, job: &PendingJob) -> ImportedJob {
+        let existing = self.index.pending_job(&job.project, &job.id)?;
+        let same = PendingJob { enqueued_ns: existing.enqueued_ns, ..job.clone() } == *existing;
+        same.then(|| (job.id.clone(), existing.enqueued_ns))
     }
 
     /// Whether the index already has a pending or running job with this id (for dry runs).

@@ -42,18 +42,37 @@ pub struct Ledger {
     dir: PathBuf,
 }
 
-/// What identifies a version of a stock file without reading it.
+/// What identifies a version of a stock file without reading its tables: its size, modification
+/// time and inode, and SQLite's file change counter (header bytes 24 to 27), which every commit
+/// in rollback-journal mode (stock's) increments, so even a change within one tick of the clock
+/// that keeps the size is seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stamp {
     pub size: u64,
     pub mtime_ns: i64,
     pub inode: u64,
+    pub change_counter: u32,
 }
 
 impl Stamp {
     pub fn of(path: &Path) -> io::Result<Stamp> {
-        let meta = fs::metadata(path)?;
-        Ok(Stamp { size: meta.len(), mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(), inode: meta.ino() })
+        let mut file = File::open(path)?;
+        let meta = file.metadata()?;
+        let mut header = [0u8; 28];
+        let change_counter = match file.read_exact(&mut header) {
+            Ok(()) if header.starts_with(b"SQLite format 3\0") => {
+                u32::from_be_bytes([header[24], header[25], header[26], header[27]])
+            }
+            Ok(()) => 0,
+            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => 0,
+            Err(err) => return Err(err),
+        };
+        Ok(Stamp {
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            inode: meta.ino(),
+            change_counter,
+        })
     }
 }
 
@@ -201,12 +220,29 @@ mod tests {
         ledger.journal("p.db").unwrap().record([(3, &None)]).unwrap();
         assert_eq!(ledger.imported("p.db").unwrap(), Imported::from([(1, None), (2, job.clone()), (3, None)]));
 
-        let stamp = Stamp { size: 1, mtime_ns: 2, inode: 3 };
+        let stamp = Stamp { size: 1, mtime_ns: 2, inode: 3, change_counter: 4 };
         assert!(!ledger.is_done("p.db", &stamp));
         let done = Done { source: "dbs/p.db".into(), stamp, imported_at: "now".into() };
         ledger.mark_done("p.db", &done, &Imported::from([(2, job.clone())])).unwrap();
         assert!(ledger.is_done("p.db", &stamp));
         assert!(!ledger.is_done("p.db", &Stamp { size: 2, ..stamp }));
+        assert!(!ledger.is_done("p.db", &Stamp { change_counter: 5, ..stamp }));
         assert_eq!(ledger.imported("p.db").unwrap(), Imported::from([(2, job)]));
+    }
+
+    #[test]
+    fn every_commit_changes_the_stamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);").unwrap();
+        let before = Stamp::of(&path).unwrap();
+        // Same size (the page exists already), maybe the same mtime tick: the counter moves.
+        conn.execute_batch("UPDATE t SET x = 2;").unwrap();
+        let after = Stamp::of(&path).unwrap();
+        assert_eq!(before.size, after.size);
+        assert_eq!(after.change_counter, before.change_counter + 1);
+        std::fs::write(dir.path().join("short.db"), b"SQLite").unwrap();
+        assert_eq!(Stamp::of(&dir.path().join("short.db")).unwrap().change_counter, 0);
     }
 }

@@ -182,6 +182,70 @@ mod tests {
         }
     }
 
+    /// A stock queue of `jobs` (id, priority) in `dbs/p.db`, written as stock 1.6 writes it.
+    fn stock_queue(base: &Path, jobs: &[(&str, f64)]) {
+        std::fs::create_dir_all(base.join("dbs")).unwrap();
+        let conn = rusqlite::Connection::open(base.join("dbs/p.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS spider_queue (id integer PRIMARY KEY, priority real key, message blob)",
+        )
+        .unwrap();
+        for (id, priority) in jobs {
+            let message = format!(r#"{{"settings": {{}}, "_job": "{id}", "name": "s"}}"#);
+            conn.execute(
+                "INSERT INTO spider_queue (priority, message) VALUES (?1, ?2)",
+                (priority, message.into_bytes()),
+            )
+            .unwrap();
+        }
+    }
+
+    fn pending_ids(config: &Config) -> Vec<String> {
+        let spool = Spool::new(&config.spool_dir);
+        let names = spool.pending_names("p").unwrap();
+        names.iter().map(|name| crate::spool::job_id_of_pending_name(name).unwrap().to_string()).collect()
+    }
+
+    #[test]
+    fn a_crash_between_writing_jobs_and_recording_them_imports_nothing_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::for_tests(dir.path());
+        stock_queue(dir.path(), &[("a", 0.0), ("b", 1.0), ("c", 0.0)]);
+        let report = run_alone(&config, Mode::Import).unwrap();
+        assert_eq!(report.totals(), (3, 0));
+        assert_eq!(pending_ids(&config), ["b", "a", "c"], "stock's pop order");
+
+        // As if killed after the jobs were written but before two of them were recorded.
+        let ledger = config.spool_dir.join(".scrapyd-rs/migrate");
+        std::fs::remove_file(ledger.join("p.db.done")).unwrap();
+        let journal = std::fs::read_to_string(ledger.join("p.db.imported")).unwrap();
+        std::fs::write(ledger.join("p.db.imported"), journal.lines().next().unwrap().to_string() + "\n").unwrap();
+        let report = run_alone(&config, Mode::Import).unwrap();
+        let source = &report.sources[0];
+        assert_eq!((source.pending.len(), source.earlier, source.present.len()), (0, 1, 2));
+        assert_eq!(pending_ids(&config), ["b", "a", "c"]);
+
+        // Unchanged since: not even opened.
+        let report = run_alone(&config, Mode::Import).unwrap();
+        assert!(matches!(report.sources[0].state, report::SourceState::Unchanged));
+
+        // Stock ran `b` and `c` (one recorded before the crash, one after), and a new `d` was
+        // scheduled there: `d` is imported, `b` and `c` withdrawn.
+        let conn = rusqlite::Connection::open(dir.path().join("dbs/p.db")).unwrap();
+        conn.execute("DELETE FROM spider_queue WHERE message LIKE '%\"b\"%' OR message LIKE '%\"c\"%'", ()).unwrap();
+        drop(conn);
+        stock_queue(dir.path(), &[("d", 5.0)]);
+        let dry = run_alone(&config, Mode::DryRun).unwrap();
+        assert_eq!((dry.sources[0].pending.len(), dry.sources[0].withdrawn.len()), (1, 2));
+        assert_eq!(pending_ids(&config), ["b", "a", "c"], "a dry run changes nothing");
+        let report = run_alone(&config, Mode::Import).unwrap();
+        let mut withdrawn = report.sources[0].withdrawn.clone();
+        withdrawn.sort();
+        assert_eq!(withdrawn, ["b", "c"]);
+        assert_eq!(report.sources[0].earlier, 1);
+        assert_eq!(pending_ids(&config), ["d", "a"]);
+    }
+
     #[test]
     fn only_a_live_scrapyd_process_holds_the_import_back() {
         let dir = tempfile::tempdir().unwrap();
