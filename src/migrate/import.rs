@@ -9,7 +9,7 @@
 //! (stock records no exit status) and a `reason` naming where they came from.
 
 use super::finished_jobs::{self, FinishedRow};
-use super::ledger::{Done, Imported, ImportedJob, Ledger, Stamp};
+use super::ledger::{Done, Imported, ImportedJob, Journal, Ledger, Stamp};
 use super::queue::{self, QueueRow, StockJob};
 use super::report::{SourceReport, SourceState};
 use super::stock_db::{StockDb, Unreadable};
@@ -66,132 +66,145 @@ impl Importer<'_> {
         };
         let stable = Stamp::of(path).is_ok_and(|now| now == stamp);
         report.state = SourceState::Read { changed_while_read: !stable };
-        if let Err(err) = self.import_rows(&name, &mut report, queue_rows, finished_rows, stable, stamp) {
-            report.state = SourceState::Failed(err.to_string());
+        let imported = match self.ledger.imported(&name) {
+            Ok(imported) => imported,
+            Err(err) => {
+                report.state = SourceState::Failed(err.to_string());
+                return report;
+            }
+        };
+        let mut file = FileImport { name, report, imported, present: Imported::new(), journal: None };
+        let unchanged = stable.then_some(stamp);
+        let result = self.import_file(&mut file, queue_rows, finished_rows, path, unchanged);
+        if let Err(err) = result {
+            file.report.state = SourceState::Failed(err.to_string());
         }
-        report
+        file.report
     }
 
-    fn import_rows(
+    /// Imports what is new in a file; `unchanged` is its stamp if it did not change while it
+    /// was read, and then the file is recorded as done.
+    fn import_file(
         &mut self,
-        name: &str,
-        report: &mut SourceReport,
+        file: &mut FileImport,
         queue_rows: Vec<QueueRow>,
         finished_rows: Vec<FinishedRow>,
-        stable: bool,
-        stamp: Stamp,
+        path: &Path,
+        unchanged: Option<Stamp>,
     ) -> io::Result<()> {
-        let imported = self.ledger.imported(name)?;
-        // The imported rows the file still holds: all the ledger must remember once it is done.
-        let mut present = Imported::new();
-        let mut journal = None;
+        self.import_queue(file, queue_rows)?;
+        self.import_finished(file, finished_rows)?;
+        if let Some(stamp) = unchanged
+            && !self.dry_run
+        {
+            let done = Done { source: path.to_path_buf(), stamp, imported_at: local_time(chrono::Local::now()) };
+            // Only the imported rows the file still holds are worth remembering.
+            self.ledger.mark_done(&file.name, &done, &file.present)?;
+        }
+        Ok(())
+    }
+
+    /// Imports a queue's new rows in batches, each recorded in the ledger once it is durable,
+    /// and withdraws the jobs of rows imported earlier that the queue no longer holds.
+    fn import_queue(&mut self, file: &mut FileImport, rows: Vec<QueueRow>) -> io::Result<()> {
+        let Some(project) = file.report.project.clone() else { return Ok(()) };
+        file.report.undeployed = !(self.deployed)(&project);
+        let held: HashSet<u64> = rows.iter().map(|row| row.fingerprint).collect();
+        for (id, enqueued_ns) in
+            file.imported.iter().filter(|(fp, _)| !held.contains(fp)).filter_map(|(_, job)| job.as_ref())
+        {
+            let withdrawn = if self.dry_run {
+                self.index.pending_job(&project, id).is_some_and(|job| job.enqueued_ns == *enqueued_ns)
+            } else {
+                self.index.withdraw_pending(&project, id, *enqueued_ns)?
+            };
+            if withdrawn {
+                file.report.withdrawn.push(id.clone());
+            }
+        }
 
         let mut pending = Vec::new();
         let mut ids = HashSet::new();
-        for row in &queue_rows {
-            if let Some(job) = imported.get(&row.fingerprint) {
-                report.earlier += 1;
-                present.insert(row.fingerprint, job.clone());
+        for row in rows {
+            if file.seen_before(row.fingerprint) {
                 continue;
             }
-            match &row.job {
-                Err(why) => report.skipped.push(format!("row {}: {why}", row.rowid)),
-                Ok(job) if !ids.insert(job.id.clone()) => report.skipped.push(format!(
+            match row.job {
+                Err(why) => file.report.skipped.push(format!("row {}: {why}", row.rowid)),
+                Ok(job) if !ids.insert(job.id.clone()) => file.report.skipped.push(format!(
                     "row {}: job {:?} appears earlier in the queue; scrapyd-rs keeps one job per id and \
                      imported the one stock would have run first",
                     row.rowid, job.id
                 )),
-                Ok(job) => pending.push((row.fingerprint, self.pending_job(report.project.as_deref(), job.clone()))),
+                Ok(job) => pending.push((row.fingerprint, self.pending_job(&project, job))),
             }
         }
-        if let Some(project) = report.project.clone() {
-            report.undeployed = !(self.deployed)(&project);
-            // Rows imported earlier that stock has since run or cancelled.
-            let held: HashSet<u64> = queue_rows.iter().map(|row| row.fingerprint).collect();
-            for (id, enqueued_ns) in
-                imported.iter().filter(|(fp, _)| !held.contains(fp)).filter_map(|(_, job)| job.as_ref())
-            {
-                let withdrawn = if self.dry_run {
-                    self.index.pending_job(&project, id).is_some_and(|job| job.enqueued_ns == *enqueued_ns)
-                } else {
-                    self.index.withdraw_pending(&project, id, *enqueued_ns)?
-                };
-                if withdrawn {
-                    report.withdrawn.push(id.clone());
-                }
-            }
-            for batch in pending.chunks(BATCH) {
-                let jobs: Vec<PendingJob> = batch.iter().map(|(_, job)| job.clone()).collect();
-                let outcomes = if self.dry_run {
-                    jobs.iter().map(|job| self.state_of(&project, &job.id)).collect()
-                } else {
-                    self.index.enqueue_batch(&project, jobs.clone())?
-                };
-                let mut rows = Vec::with_capacity(batch.len());
-                for ((fingerprint, job), outcome) in batch.iter().zip(outcomes) {
-                    match outcome {
-                        None => {
-                            rows.push((*fingerprint, Some((job.id.clone(), job.enqueued_ns))));
-                            report.pending.push(job.clone());
-                        }
-                        Some(state) => {
-                            rows.push((*fingerprint, self.written_before(job)));
-                            report.present.push((job.id.clone(), state));
-                        }
+        for batch in pending.chunks(BATCH) {
+            let jobs: Vec<PendingJob> = batch.iter().map(|(_, job)| job.clone()).collect();
+            let outcomes = if self.dry_run {
+                jobs.iter().map(|job| self.state_of(&project, &job.id)).collect()
+            } else {
+                self.index.enqueue_batch(&project, jobs)?
+            };
+            let mut recorded = Vec::with_capacity(batch.len());
+            for ((fingerprint, job), outcome) in batch.iter().zip(outcomes) {
+                match outcome {
+                    None => {
+                        recorded.push((*fingerprint, Some((job.id.clone(), job.enqueued_ns))));
+                        file.report.pending.push(job.clone());
+                    }
+                    Some(state) => {
+                        recorded.push((*fingerprint, self.written_before(job)));
+                        file.report.present.push((job.id.clone(), state));
                     }
                 }
-                if !self.dry_run {
-                    let journal = match &mut journal {
-                        Some(journal) => journal,
-                        None => journal.insert(self.ledger.journal(name)?),
-                    };
-                    journal.record(rows.iter().map(|(fingerprint, job)| (*fingerprint, job)))?;
-                }
-                present.extend(rows);
             }
+            self.record(file, recorded)?;
         }
+        Ok(())
+    }
 
+    /// Appends the history's new rows to the finished log (one write) and records them.
+    fn import_finished(&mut self, file: &mut FileImport, rows: Vec<FinishedRow>) -> io::Result<()> {
         let mut finished = Vec::new();
-        for row in finished_rows {
-            if let Some(job) = imported.get(&row.fingerprint) {
-                report.earlier += 1;
-                present.insert(row.fingerprint, job.clone());
+        for row in rows {
+            if file.seen_before(row.fingerprint) {
                 continue;
             }
             match row.job {
-                Err(why) => report.skipped.push(format!("row {}: {why}", row.rowid)),
-                Ok(job) => finished.push((row.fingerprint, self.finished_job(name, job))),
+                Err(why) => file.report.skipped.push(format!("row {}: {why}", row.rowid)),
+                Ok(job) => finished.push((row.fingerprint, self.finished_job(&file.name, job))),
             }
         }
-        if !finished.is_empty() {
-            let jobs: Vec<FinishedJob> = finished.iter().map(|(_, job)| job.clone()).collect();
-            let added = if self.dry_run {
-                jobs.iter().map(|job| !self.index.has_finished(job)).collect()
+        if finished.is_empty() {
+            return Ok(());
+        }
+        let jobs: Vec<FinishedJob> = finished.iter().map(|(_, job)| job.clone()).collect();
+        let added = if self.dry_run {
+            jobs.iter().map(|job| !self.index.has_finished(job)).collect()
+        } else {
+            self.index.import_finished(jobs.clone())?
+        };
+        for (job, added) in jobs.into_iter().zip(added) {
+            if added {
+                file.report.finished.push(job);
             } else {
-                self.index.import_finished(jobs.clone())?
-            };
-            for (job, added) in jobs.into_iter().zip(added) {
-                if added {
-                    report.finished.push(job);
-                } else {
-                    report.present.push((job.id, "finished"));
-                }
+                file.report.present.push((job.id, "finished"));
             }
-            if !self.dry_run {
-                let journal = match &mut journal {
-                    Some(journal) => journal,
-                    None => journal.insert(self.ledger.journal(name)?),
-                };
-                journal.record(finished.iter().map(|(fingerprint, _)| (*fingerprint, &None)))?;
-            }
-            present.extend(finished.iter().map(|(fingerprint, _)| (*fingerprint, None)));
         }
+        self.record(file, finished.iter().map(|(fingerprint, _)| (*fingerprint, None)).collect())
+    }
 
-        if stable && !self.dry_run {
-            let source = report.path.clone();
-            let done = Done { source, stamp, imported_at: local_time(chrono::Local::now()) };
-            self.ledger.mark_done(name, &done, &present)?;
+    /// Records rows as imported (nothing in a dry run), opening the file's journal on first use.
+    fn record(&self, file: &mut FileImport, rows: Vec<(u64, ImportedJob)>) -> io::Result<()> {
+        if !self.dry_run {
+            let journal = match &mut file.journal {
+                Some(journal) => journal,
+                None => file.journal.insert(self.ledger.journal(&file.name)?),
+            };
+            journal.record(rows.iter().map(|(fingerprint, job)| (*fingerprint, job)))?;
         }
+        file.present.extend(rows);
         Ok(())
     }
 
@@ -213,12 +226,12 @@ impl Importer<'_> {
         }
     }
 
-    fn pending_job(&mut self, project: Option<&str>, job: StockJob) -> PendingJob {
+    fn pending_job(&mut self, project: &str, job: StockJob) -> PendingJob {
         let enqueued_ns = self.next_ns;
         self.next_ns += 1;
         PendingJob {
             id: job.id,
-            project: project.unwrap_or_default().to_string(),
+            project: project.to_string(),
             spider: job.spider,
             version: job.version,
             settings: job.settings,
@@ -245,6 +258,28 @@ impl Importer<'_> {
             pid: None,
             stats: None,
         }
+    }
+}
+
+/// One file's import under way.
+struct FileImport {
+    /// The file's name in `dbs_dir`, which names its entries in the ledger.
+    name: String,
+    report: SourceReport,
+    /// The file's rows imported at earlier starts.
+    imported: Imported,
+    /// The imported rows the file holds now.
+    present: Imported,
+    journal: Option<Journal>,
+}
+
+impl FileImport {
+    /// Whether a row was imported at an earlier start (it is then remembered and skipped).
+    fn seen_before(&mut self, fingerprint: u64) -> bool {
+        let Some(job) = self.imported.get(&fingerprint) else { return false };
+        self.report.earlier += 1;
+        self.present.insert(fingerprint, job.clone());
+        true
     }
 }
 
