@@ -39,7 +39,8 @@ pub struct App {
 }
 
 impl App {
-    /// Prepares the stores, loads the job index and writes the runner module out.
+    /// Prepares the stores, loads the job index, imports stock Scrapyd's jobs from `dbs/` (once)
+    /// and writes the runner module out.
     pub fn new(config: Config, supervisor: SupervisorHandle) -> io::Result<App> {
         let spool = Spool::new(&config.spool_dir);
         let runner = Runner::install(&config.python, &config.runner, &spool.internal("runner"), &config.base_dir)?;
@@ -59,6 +60,10 @@ impl App {
         let spiders = SpiderCache::new(spool.internal("spiders"));
         let log = FinishedLog::new(&spool.internal("finished.jl"));
         let index = Arc::new(JobIndex::load(spool, log, config.finished_to_keep)?);
+        // Stock's queues and history become ours before anything is dispatched; an instance that
+        // waited for another's import catches up with what it wrote.
+        crate::migrate::run(&config, &index, crate::migrate::Mode::Import).log();
+        index.rescan_all()?;
         Ok(App {
             index,
             supervisor,

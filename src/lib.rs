@@ -13,6 +13,7 @@
 //! - [`runner`]: the embedded Python runner and how it is started.
 //! - [`spool`]: jobs as files (pending, running, finished) and their in-memory index.
 //! - [`supervisor`]: the one owner of crawl processes.
+//! - [`migrate`]: the import of stock Scrapyd's queues and finished jobs from `dbs/`, once.
 //! - [`app`]: the shared state handed to every request.
 //!
 //! [`run`] is the daemon: it takes a configuration, already-bound listeners and a shutdown
@@ -26,6 +27,7 @@ pub mod fsutil;
 pub mod http;
 pub mod json;
 pub mod links;
+pub mod migrate;
 pub mod runner;
 pub mod spool;
 pub mod supervisor;

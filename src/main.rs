@@ -1,9 +1,11 @@
 //! The `scrapyd-rs` command: reads the configuration, sets up logging and runs the daemon.
 //!
 //! It accepts the flags of stock's `scrapyd` command that matter for a service (`--pidfile`,
-//! `-l/--logfile`, `-n/--nodaemon`), so existing unit files and scripts keep working.
+//! `-l/--logfile`, `-n/--nodaemon`), so existing unit files and scripts keep working. One
+//! subcommand, `migrate [--dry-run]`, imports stock's jobs from `dbs_dir` (which every start also
+//! does) and prints what it imported or would import.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use scrapyd_rs::config::{self, Sources};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +15,7 @@ use std::process::ExitCode;
 #[command(name = "scrapyd-rs", version, about, disable_version_flag = true)]
 struct Cli {
     /// Read this configuration file after the standard ones (may be repeated).
-    #[arg(long = "config", value_name = "FILE")]
+    #[arg(long = "config", value_name = "FILE", global = true)]
     config: Vec<PathBuf>,
     /// Write the daemon's pid to this file while it runs (stock writes twistd.pid by default;
     /// several instances share a directory here, so only an explicit file is written).
@@ -28,6 +30,22 @@ struct Cli {
     /// Print the version and exit.
     #[arg(short = 'v', long = "version")]
     version: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Import stock Scrapyd's jobs from dbs_dir, print what was imported, and exit.
+    ///
+    /// Pending jobs come from dbs_dir/<project>.db and finished jobs from dbs_dir/jobs.db. Every
+    /// start of the daemon does the same; each job is imported once, and dbs_dir is never
+    /// written. Exits with status 1 when a database could not be read.
+    Migrate {
+        /// Only print what would be imported; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -50,6 +68,9 @@ fn main() -> ExitCode {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    if let Some(Command::Migrate { dry_run }) = cli.command {
+        return migrate(&config, dry_run);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -62,6 +83,22 @@ fn main() -> ExitCode {
         Err(err) => {
             tracing::error!("{err}");
             eprintln!("scrapyd-rs: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `scrapyd-rs migrate`: the report goes to standard output.
+fn migrate(config: &scrapyd_rs::Config, dry_run: bool) -> ExitCode {
+    use scrapyd_rs::migrate::{Mode, run_alone};
+    let mode = if dry_run { Mode::DryRun } else { Mode::Import };
+    match run_alone(config, mode) {
+        Ok(report) => {
+            print!("{report}");
+            if report.failures() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Err(err) => {
+            eprintln!("scrapyd-rs: cannot read the spool {}: {err}", config.spool_dir.display());
             ExitCode::FAILURE
         }
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 const BINARY: &str = env!("CARGO_BIN_EXE_scrapyd-rs");
 
 /// The binary run in `dir` with no system-wide configuration leaking in from `$HOME`.
-fn command(dir: &Path) -> Command {
+pub(crate) fn command(dir: &Path) -> Command {
     let mut command = Command::new(BINARY);
     command.current_dir(dir).env("HOME", dir).env_remove("RUST_LOG");
     for (name, _) in std::env::vars() {
@@ -22,7 +22,7 @@ fn command(dir: &Path) -> Command {
 }
 
 /// Waits for the child to exit, killing it after `timeout`.
-fn wait_exit(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+pub(crate) fn wait_exit(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait().expect("try_wait") {
@@ -139,7 +139,7 @@ fn environment_overrides_beat_the_config_files() {
 
 /// Writes `scrapyd.conf` in `dir` for a daemon on a free port with the test Python and the
 /// `[scrapyd]` options in `extra`; returns the address it will serve on.
-fn configure(dir: &Path, extra: &str) -> std::net::SocketAddr {
+pub(crate) fn configure(dir: &Path, extra: &str) -> std::net::SocketAddr {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let python = crate::helper::python::python();
     let conf = format!("[scrapyd]\nhttp_port = {port}\npython = {}\n{extra}", python.display());

@@ -14,6 +14,7 @@ mod crash;
 mod differential;
 mod instances;
 mod jobs;
+mod migrate;
 mod recovery;
 mod runner;
 mod web;

@@ -81,24 +81,32 @@ impl FinishedLog {
     /// Records a finished job durably. With `keep` of zero nothing is kept, as stock documents
     /// `finished_to_keep = 0`. Once the log is well over `keep` lines it is compacted.
     pub fn append(&self, job: &FinishedJob, keep: usize) -> io::Result<()> {
-        if keep == 0 {
+        self.append_all(std::slice::from_ref(job), keep)
+    }
+
+    /// Records several finished jobs, oldest first, with one write and one fsync (an import).
+    pub fn append_all(&self, jobs: &[FinishedJob], keep: usize) -> io::Result<()> {
+        if keep == 0 || jobs.is_empty() {
             return Ok(());
         }
         let lock = self.lock()?;
         let mut file = OpenOptions::new().create(true).read(true).append(true).open(&self.path)?;
         cut_torn_tail(&mut file)?;
         let inode = file.metadata()?.ino();
-        let lines = match read_line_count(&lock)? {
+        let counted = match read_line_count(&lock)? {
             Some((counted, lines)) if counted == inode => lines,
             _ => count_lines(&mut file)?,
         };
-        let mut line = serde_json::to_vec(job)?;
-        line.push(b'\n');
-        file.write_all(&line)?;
+        let mut text = Vec::new();
+        for job in jobs {
+            serde_json::to_writer(&mut text, job)?;
+            text.push(b'\n');
+        }
+        file.write_all(&text)?;
         file.sync_data()?;
         // The count is a hint for when to compact, so it is not fsynced: after a crash it is
-        // at most one line short.
-        let lines = lines + 1;
+        // short by the lines of at most one append.
+        let lines = counted + jobs.len() as u64;
         if lines > (keep + slack(keep)) as u64 {
             let inode = self.compact(keep)?;
             write_line_count(&lock, inode, keep.min(lines as usize) as u64)

@@ -208,10 +208,70 @@ impl JobIndex {
         Ok(())
     }
 
+    /// Schedules many jobs of one project under one hold of its lock (an import), with the same
+    /// refusal as [`JobIndex::enqueue`]. For each job, in order: `None` if it was added, or the
+    /// state (`"pending"`, `"running"`) that an earlier job with its id is in. The files are
+    /// durable when this returns.
+    pub fn enqueue_batch(&self, project: &str, jobs: Vec<PendingJob>) -> io::Result<Vec<Option<&'static str>>> {
+        let guard = self.lock(project)?;
+        let known: Vec<Option<&'static str>> = {
+            let state = self.state();
+            jobs.iter()
+                .map(|job| {
+                    let key = key(project, &job.id);
+                    if state.pending_ids.contains_key(&key) {
+                        Some("pending")
+                    } else if state.running.contains_key(&key) {
+                        Some("running")
+                    } else {
+                        None
+                    }
+                })
+                .collect()
+        };
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        let mut added = Vec::new();
+        let mut added_ids = HashSet::new();
+        for (job, known) in jobs.into_iter().zip(known) {
+            assert_eq!(job.project, project, "a batch holds jobs of one project");
+            let refusal = known
+                .or_else(|| added_ids.contains(&job.id).then_some("pending"))
+                .or_else(|| self.spool.is_running(project, &job.id).then_some("running"));
+            if refusal.is_none() {
+                added_ids.insert(job.id.clone());
+                added.push(job);
+            }
+            outcomes.push(refusal);
+        }
+        if added.is_empty() {
+            return Ok(outcomes);
+        }
+        self.changing(&guard, project)?;
+        self.spool.write_pending_batch(&guard, &added)?;
+        let mut state = self.state();
+        for job in added {
+            state.insert_pending(Arc::new(job));
+        }
+        Ok(outcomes)
+    }
+
     /// Removes a pending job; `false` when it was not pending.
     pub fn cancel_pending(&self, project: &str, id: &str) -> io::Result<bool> {
         let guard = self.lock(project)?;
         let Some(job) = self.pending_job(project, id) else { return Ok(false) };
+        self.changing(&guard, project)?;
+        self.state().remove_pending(&key(project, id));
+        self.spool.remove_pending(&guard, project, &pending_file_name(&job))
+    }
+
+    /// Removes a pending job only if it is still the one enqueued at `enqueued_ns` (an imported
+    /// job that its source no longer holds); `false` when it is not pending, or is another job
+    /// with its id.
+    pub fn withdraw_pending(&self, project: &str, id: &str, enqueued_ns: u64) -> io::Result<bool> {
+        let guard = self.lock(project)?;
+        let Some(job) = self.pending_job(project, id).filter(|job| job.enqueued_ns == enqueued_ns) else {
+            return Ok(false);
+        };
         self.changing(&guard, project)?;
         self.state().remove_pending(&key(project, id));
         self.spool.remove_pending(&guard, project, &pending_file_name(&job))
@@ -244,7 +304,8 @@ impl JobIndex {
         Ok(claim)
     }
 
-    fn pending_job(&self, project: &str, id: &str) -> Option<Arc<PendingJob>> {
+    /// A pending job of the project, by id.
+    pub fn pending_job(&self, project: &str, id: &str) -> Option<Arc<PendingJob>> {
         let state = self.state();
         state.pending_ids.get(&key(project, id)).and_then(|order| state.pending.get(order).cloned())
     }
@@ -271,8 +332,9 @@ impl JobIndex {
         Ok(())
     }
 
-    /// Whether this exact run (project, id and start time) already has a finished record.
-    fn has_finished(&self, record: &FinishedJob) -> bool {
+    /// Whether this exact run (project, id and start time) already has a finished record among
+    /// the newest `finished_to_keep`, the ones the index holds.
+    pub fn has_finished(&self, record: &FinishedJob) -> bool {
         let state = self.state();
         let named = state.finished_ids.get(&record.id).is_some_and(|projects| projects.contains_key(&record.project));
         named
@@ -281,6 +343,24 @@ impl JobIndex {
                 .iter()
                 .rev()
                 .any(|job| job.id == record.id && job.project == record.project && job.start_time == record.start_time)
+    }
+
+    /// Adds finished jobs recorded elsewhere (an import), given oldest first. A run the history
+    /// already holds (same project, id and start time) is not added again. For each job, whether
+    /// it was added; all are durable when this returns.
+    pub fn import_finished(&self, jobs: Vec<FinishedJob>) -> io::Result<Vec<bool>> {
+        let mut cursor = self.finished_cursor.lock().unwrap_or_else(|p| p.into_inner());
+        self.apply_finished(&mut cursor, None)?;
+        let mut seen = HashSet::new();
+        let added: Vec<bool> = jobs
+            .iter()
+            .map(|job| !self.has_finished(job) && seen.insert((&job.project, &job.id, &job.start_time)))
+            .collect();
+        let new: Vec<FinishedJob> =
+            jobs.iter().zip(&added).filter(|(_, added)| **added).map(|(job, _)| job.clone()).collect();
+        self.log.append_all(&new, self.keep)?;
+        self.apply_finished(&mut cursor, None)?;
+        Ok(added)
     }
 
     /// Every running record, starting ones (no pid yet) included.

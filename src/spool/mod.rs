@@ -300,6 +300,30 @@ impl Spool {
         })
     }
 
+    /// Writes many new pending jobs of one project durably, for imports: every file is written
+    /// and renamed first, then all are fsynced, then the directory once. Per-job fsyncs cost one
+    /// journal commit each (about 3 ms on ext4); this costs a few per batch. Until this returns
+    /// nothing may be recorded as done with them: a crash can leave any of them unwritten.
+    pub fn write_pending_batch(&self, _guard: &ProjectGuard, jobs: &[PendingJob]) -> io::Result<()> {
+        /// Open files kept for the batched fsync; well under the usual limit of 1024 descriptors.
+        const OPEN_AT_ONCE: usize = 256;
+        let Some(first) = jobs.first() else { return Ok(()) };
+        let dir = self.pending_dir(&first.project);
+        for chunk in jobs.chunks(OPEN_AT_ONCE) {
+            let mut written = Vec::with_capacity(chunk.len());
+            for job in chunk {
+                debug_assert_eq!(job.project, first.project, "one project per batch");
+                let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir)?;
+                temp.write_all(&serde_json::to_vec(job)?)?;
+                written.push(temp.persist(dir.join(pending_file_name(job))).map_err(|e| e.error)?);
+            }
+            for file in written {
+                file.sync_all()?;
+            }
+        }
+        fsutil::sync_dir(&dir)
+    }
+
     /// Removes a pending file; `false` if it was not there.
     pub fn remove_pending(&self, _guard: &ProjectGuard, project: &str, name: &str) -> io::Result<bool> {
         match fs::remove_file(self.pending_dir(project).join(name)) {

@@ -13,7 +13,7 @@
 
 use super::client::{self, Reply, multipart};
 use super::python::{lock, run};
-use std::fs::{self, File};
+use std::fs;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -85,12 +85,29 @@ fn provision(venv: &Path) -> PathBuf {
     venv.to_path_buf()
 }
 
-/// A stock Scrapyd 1.6.0 daemon, running as a child process on `127.0.0.1` in a temporary data
-/// directory of its own; killed when dropped.
+/// A stock Scrapyd 1.6.0 daemon, running as a child process on `127.0.0.1` in a data directory:
+/// a temporary one of its own, or one the caller keeps; killed when dropped.
 pub struct Stock {
     pub addr: SocketAddr,
     child: Child,
-    dir: tempfile::TempDir,
+    dir: StockDir,
+}
+
+/// Stock's data directory (its working directory).
+enum StockDir {
+    /// Removed with the daemon.
+    Owned(tempfile::TempDir),
+    /// Kept by the caller, e.g. to start scrapyd-rs on what stock left.
+    Given(PathBuf),
+}
+
+impl StockDir {
+    fn path(&self) -> &Path {
+        match self {
+            StockDir::Owned(dir) => dir.path(),
+            StockDir::Given(path) => path,
+        }
+    }
 }
 
 impl Stock {
@@ -109,17 +126,32 @@ impl Stock {
     ///
     /// If stock does not answer within a minute, or exits (its output is in the message).
     pub fn start(conf: &str) -> Stock {
+        Self::launch(|| StockDir::Owned(tempfile::tempdir().expect("temp dir")), conf)
+    }
+
+    /// Like [`Stock::start`], in an existing directory that outlives the daemon (its
+    /// `scrapyd.conf` is rewritten; its output is appended to `stock-output.log` there). Stock's
+    /// first poll at startup dispatches pending jobs, as a restarted stock does.
+    pub fn start_in(dir: &Path, conf: &str) -> Stock {
+        Self::launch(|| StockDir::Given(dir.to_path_buf()), conf)
+    }
+
+    fn launch(mut make_dir: impl FnMut() -> StockDir, conf: &str) -> Stock {
         let scrapyd = bin("scrapyd");
         // The port is free when we check it, but another process may take it before stock binds
         // it; stock then exits, and we try another.
         for _attempt in 0..5 {
-            let dir = tempfile::tempdir().expect("temp dir");
+            let dir = make_dir();
             let port = free_port();
             let text = format!(
                 "[scrapyd]\nhttp_port = {port}\nbind_address = 127.0.0.1\nnode_name = testnode\npoll_interval = 3600\n{conf}"
             );
             fs::write(dir.path().join("scrapyd.conf"), text).expect("write scrapyd.conf");
-            let output = File::create(dir.path().join("stock-output.log")).expect("create the stock log");
+            let output = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.path().join("stock-output.log"))
+                .expect("open the stock log");
             let mut command = Command::new(&scrapyd);
             command
                 .arg("--pidfile=")
@@ -142,6 +174,30 @@ impl Stock {
             }
         }
         panic!("stock Scrapyd found no free port in 5 attempts")
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its data directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stops stock as its service manager would (SIGTERM) and waits for it to exit, so that
+    /// everything it writes at shutdown is written; killed after 30 s.
+    pub fn stop(mut self) {
+        super::send_signal(self.child.id(), super::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().expect("poll the stock process").is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Polls `daemonstatus.json` until stock answers (200, or 401 with auth on), or returns its
@@ -173,7 +229,7 @@ impl Stock {
 
     /// What stock printed so far (its log), for failure messages.
     pub fn output(&self) -> String {
-        fs::read_to_string(self.dir.path().join("stock-output.log")).unwrap_or_default()
+        fs::read_to_string(self.path().join("stock-output.log")).unwrap_or_default()
     }
 
     /// Sends a raw request and reads the reply.
@@ -183,6 +239,12 @@ impl Stock {
 
     pub fn get(&self, target: &str) -> Reply {
         self.request("GET", target, &[], b"")
+    }
+
+    /// A url-encoded `POST`, like [`super::Daemon::post_form`].
+    pub fn post_form(&self, target: &str, fields: &[(&str, &[u8])]) -> Reply {
+        let body = client::urlencode(fields);
+        self.request("POST", target, &[("Content-Type", "application/x-www-form-urlencoded")], &body)
     }
 
     /// A multipart `POST`.
