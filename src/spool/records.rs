@@ -140,6 +140,46 @@ pub struct FinishedJob {
     pub stats: Option<serde_json::Value>,
 }
 
+/// The few of Scrapy's stats that answers show, read from a finished job's recorded stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrawlSummary<'a> {
+    /// `item_scraped_count` (absent from Scrapy's stats when no item was scraped: 0).
+    pub items_scraped: u64,
+    /// `response_received_count`: pages downloaded, what LogParser calls `pages`.
+    pub pages_crawled: u64,
+    /// `log_count/ERROR`: how many errors the crawl logged.
+    pub errors: u64,
+    /// `finish_reason` (`finished`, `shutdown`, `closespider_timeout`, ...), if Scrapy set one.
+    pub finish_reason: Option<&'a str>,
+}
+
+/// The stats keys [`CrawlSummary`] reads, which are all the index keeps in memory.
+pub const SUMMARY_STATS: [&str; 4] =
+    ["item_scraped_count", "response_received_count", "log_count/ERROR", "finish_reason"];
+
+impl FinishedJob {
+    /// What the crawl did, if the runner recorded its stats (a crawl that never started, or
+    /// whose process was killed outright, has none).
+    pub fn summary(&self) -> Option<CrawlSummary<'_>> {
+        let stats = self.stats.as_ref()?.as_object()?;
+        let count = |key: &str| stats.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        Some(CrawlSummary {
+            items_scraped: count(SUMMARY_STATS[0]),
+            pages_crawled: count(SUMMARY_STATS[1]),
+            errors: count(SUMMARY_STATS[2]),
+            finish_reason: stats.get(SUMMARY_STATS[3]).and_then(serde_json::Value::as_str),
+        })
+    }
+
+    /// Drops every stat but the ones [`FinishedJob::summary`] reads: the full stats stay in the
+    /// finished log and in LogParser's per-job file, while the index holds a long history.
+    pub fn keep_summary_stats_only(&mut self) {
+        if let Some(serde_json::Value::Object(stats)) = &mut self.stats {
+            stats.retain(|key, _| SUMMARY_STATS.contains(&key.as_str()));
+        }
+    }
+}
+
 /// A float that may be infinite or NaN, which JSON cannot write as a number.
 mod any_float {
     use serde::{Deserialize, Deserializer, Serializer};

@@ -4,6 +4,11 @@
 //! the columns Project, Spider, Job, PID, Start, Runtime, Finish, Log, Items in that order, and
 //! reads Start and Finish as `%Y-%m-%d %H:%M:%S`; so the markup copies stock's templates to the
 //! whitespace.
+//!
+//! After stock's columns come two of ours, what each finished crawl did: items scraped and pages
+//! crawled, from the stats the runner recorded. Their cells carry a `class`, which no stock cell
+//! has: ScrapydWeb's regex only takes `<td>` without attributes for its optional columns, so it
+//! never mistakes one of ours for a missing stock column (Items, with no `items_dir`).
 
 use super::{escape, indent};
 use crate::app::{App, blocking};
@@ -11,8 +16,12 @@ use crate::links::Links;
 use crate::spool::index::Snapshot;
 use chrono::NaiveDateTime;
 
+/// Our columns after stock's: header text and the class of their cells.
+const SCRAPED: (&str, &str) = ("Items scraped", "items-scraped");
+const CRAWLED: (&str, &str) = ("Pages crawled", "pages-crawled");
+
 /// The column headers: stock's eight, then `Items` with local items, then `Cancel` when the
-/// cancel service is enabled.
+/// cancel service is enabled, then ours.
 fn headers(app: &App) -> Vec<&'static str> {
     let mut headers = vec!["Project", "Spider", "Job", "PID", "Start", "Runtime", "Finish", "Log"];
     if app.config.items_local().is_some() {
@@ -21,6 +30,7 @@ fn headers(app: &App) -> Vec<&'static str> {
     if app.services.contains_key("cancel.json") {
         headers.push("Cancel");
     }
+    headers.extend([SCRAPED.0, CRAWLED.0]);
     headers
 }
 
@@ -81,7 +91,10 @@ fn rows(headers: &[&str], snapshot: Snapshot, mut links: Links, base: &str) -> (
             .iter()
             .map(|header| {
                 let value = cells.iter().find(|(name, _)| name == header).map(|(_, v)| v.as_str()).unwrap_or("");
-                format!("<td>{value}</td>")
+                match [SCRAPED, CRAWLED].iter().find(|(name, _)| name == header) {
+                    Some((_, class)) => format!("<td class=\"{class}\">{value}</td>"),
+                    None => format!("<td>{value}</td>"),
+                }
             })
             .collect();
         format!("<tr>\n{}\n</tr>", indent(&tds.join("\n"), "    "))
@@ -125,6 +138,7 @@ fn rows(headers: &[&str], snapshot: Snapshot, mut links: Links, base: &str) -> (
         .iter()
         .map(|job| {
             let elapsed = parse_time(&job.start_time).zip(parse_time(&job.end_time)).map(|(s, e)| runtime(e - s));
+            let summary = job.summary();
             row(&[
                 ("Project", escape(&job.project)),
                 ("Spider", escape(&job.spider)),
@@ -134,6 +148,8 @@ fn rows(headers: &[&str], snapshot: Snapshot, mut links: Links, base: &str) -> (
                 ("Finish", seconds(&job.end_time)),
                 ("Log", link(links.log_url(&job.project, &job.spider, &job.id), "Log").unwrap_or_default()),
                 ("Items", link(links.items_url(&job.project, &job.spider, &job.id), "Items").unwrap_or_default()),
+                (SCRAPED.0, summary.map(|s| s.items_scraped.to_string()).unwrap_or_default()),
+                (CRAWLED.0, summary.map(|s| s.pages_crawled.to_string()).unwrap_or_default()),
             ])
         })
         .collect();
