@@ -26,6 +26,7 @@ pub mod fsutil;
 pub mod http;
 pub mod json;
 pub mod links;
+pub mod logparser;
 pub mod runner;
 pub mod spool;
 pub mod supervisor;

@@ -315,7 +315,11 @@ fn a_crawl_runs_and_leaves_its_log_items_and_finished_entry() {
             "outcome",
             "exit_code",
             "signal",
-            "node_name"
+            "node_name",
+            "items_scraped",
+            "pages_crawled",
+            "errors",
+            "finish_reason"
         ]
     );
     assert_eq!(done["project"], "demo");
@@ -326,6 +330,11 @@ fn a_crawl_runs_and_leaves_its_log_items_and_finished_entry() {
     assert_eq!(done["exit_code"], 0);
     assert_eq!(done["signal"], Value::Null);
     assert_eq!(done["node_name"], "testnode");
+    // What the crawl did, from Scrapy's stats: every page fetched once and scraped once.
+    assert_eq!(done["items_scraped"], PAGES.len());
+    assert_eq!(done["pages_crawled"], PAGES.len());
+    assert_eq!(done["errors"], 0);
+    assert_eq!(done["finish_reason"], "finished");
     for time in ["start_time", "end_time"] {
         assert!(is_timestamp(done[time].as_str().unwrap()), "{time}: {done}");
     }

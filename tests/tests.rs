@@ -16,4 +16,5 @@ mod instances;
 mod jobs;
 mod recovery;
 mod runner;
+mod stats;
 mod web;

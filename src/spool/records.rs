@@ -213,6 +213,18 @@ pub fn local_time(time: chrono::DateTime<chrono::Local>) -> String {
     time.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
 }
 
+/// A duration as Python's `str(timedelta)` writes whole seconds: `0:00:07`, `1 day, 2:03:04`.
+pub fn python_timedelta(duration: chrono::TimeDelta) -> String {
+    let total = duration.num_seconds().max(0);
+    let (days, rest) = (total / 86_400, total % 86_400);
+    let clock = format!("{}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60);
+    match days {
+        0 => clock,
+        1 => format!("1 day, {clock}"),
+        n => format!("{n} days, {clock}"),
+    }
+}
+
 /// Nanoseconds since the Unix epoch (a `u64` lasts until 2554).
 pub fn now_ns() -> u64 {
     let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -280,6 +292,14 @@ mod tests {
         let nan = PendingJob::for_tests("n", f64::NAN, 1);
         let back: PendingJob = serde_json::from_slice(&serde_json::to_vec(&nan).unwrap()).unwrap();
         assert!(back.priority.is_nan());
+    }
+
+    #[test]
+    fn timedeltas_read_like_python() {
+        assert_eq!(python_timedelta(chrono::TimeDelta::seconds(7)), "0:00:07");
+        assert_eq!(python_timedelta(chrono::TimeDelta::milliseconds(1500)), "0:00:01");
+        assert_eq!(python_timedelta(chrono::TimeDelta::seconds(86_400 + 3784)), "1 day, 1:03:04");
+        assert_eq!(python_timedelta(chrono::TimeDelta::seconds(2 * 86_400)), "2 days, 0:00:00");
     }
 
     #[test]

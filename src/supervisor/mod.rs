@@ -16,6 +16,7 @@ pub mod process;
 
 use crate::app::{App, blocking};
 use crate::eggs::StoredEgg;
+use crate::logparser::StatsFiles;
 use crate::spool::index::JobKey;
 use crate::spool::records::{FinishedJob, Outcome, PendingJob, RunningJob, local_time};
 use std::collections::{HashMap, HashSet};
@@ -609,9 +610,26 @@ async fn record_end(app: &App, record: &RunningJob, end: End) {
         stats: end.stats,
     };
     let index = app.index.clone();
-    if let Err(err) = blocking(move || index.finish(&finished)).await {
-        tracing::error!(project = job.project, job = job.id, "cannot record the end of the job: {err}");
+    let recorded = blocking(move || index.finish(&finished).map(|()| finished)).await;
+    match recorded {
+        Ok(finished) => write_stats_files(app, finished),
+        Err(err) => tracing::error!(project = job.project, job = job.id, "cannot record the end of the job: {err}"),
     }
+}
+
+/// Writes LogParser's files for a finished job in the background: they read the whole log, and
+/// the job's slot need not wait for that.
+fn write_stats_files(app: &App, finished: FinishedJob) {
+    let Some(files) = StatsFiles::new(&app.config, app.index.spool().internal("stats.json.lock")) else { return };
+    tokio::task::spawn_blocking(move || {
+        if let Err(err) = files.record(&finished) {
+            tracing::warn!(
+                project = finished.project,
+                job = finished.id,
+                "cannot write LogParser's stats files: {err}"
+            );
+        }
+    });
 }
 
 fn kill_group(crawl: &mut Crawl) {

@@ -14,6 +14,7 @@ use super::{escape, indent};
 use crate::app::{App, blocking};
 use crate::links::Links;
 use crate::spool::index::Snapshot;
+use crate::spool::records::python_timedelta;
 use chrono::NaiveDateTime;
 
 /// Our columns after stock's: header text and the class of their cells.
@@ -126,7 +127,7 @@ fn rows(headers: &[&str], snapshot: Snapshot, mut links: Links, base: &str) -> (
                 ("Job", escape(&job.id)),
                 ("PID", record.pid.map(|pid| pid.to_string()).unwrap_or_default()),
                 ("Start", seconds(&record.start_time)),
-                ("Runtime", started.map(|start| runtime(now - start)).unwrap_or_default()),
+                ("Runtime", started.map(|start| python_timedelta(now - start)).unwrap_or_default()),
                 ("Log", link(links.log_url(&job.project, &job.spider, &job.id), "Log").unwrap_or_default()),
                 ("Items", link(links.items_url(&job.project, &job.spider, &job.id), "Items").unwrap_or_default()),
                 ("Cancel", cancel_button(base, &job.project, &job.id)),
@@ -137,7 +138,8 @@ fn rows(headers: &[&str], snapshot: Snapshot, mut links: Links, base: &str) -> (
         .finished
         .iter()
         .map(|job| {
-            let elapsed = parse_time(&job.start_time).zip(parse_time(&job.end_time)).map(|(s, e)| runtime(e - s));
+            let elapsed =
+                parse_time(&job.start_time).zip(parse_time(&job.end_time)).map(|(s, e)| python_timedelta(e - s));
             let summary = job.summary();
             row(&[
                 ("Project", escape(&job.project)),
@@ -172,29 +174,4 @@ fn parse_time(text: &str) -> Option<NaiveDateTime> {
 /// A time without its microseconds, as the page shows it.
 fn seconds(text: &str) -> String {
     text.split('.').next().unwrap_or(text).to_string()
-}
-
-/// A duration as Python's `timedelta` prints it without microseconds: `0:00:01`, `1 day, 1:02:05`.
-fn runtime(duration: chrono::TimeDelta) -> String {
-    let total = duration.num_seconds().max(0);
-    let (days, rest) = (total / 86_400, total % 86_400);
-    let clock = format!("{}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60);
-    match days {
-        0 => clock,
-        1 => format!("1 day, {clock}"),
-        n => format!("{n} days, {clock}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn runtimes_read_like_python_timedelta() {
-        assert_eq!(runtime(chrono::TimeDelta::seconds(1)), "0:00:01");
-        assert_eq!(runtime(chrono::TimeDelta::seconds(86_400 + 3725)), "1 day, 1:02:05");
-        assert_eq!(runtime(chrono::TimeDelta::seconds(3 * 86_400)), "3 days, 0:00:00");
-        assert_eq!(runtime(chrono::TimeDelta::milliseconds(1500)), "0:00:01");
-    }
 }

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod python;
+pub mod scene;
 pub mod site;
 pub mod stock;
 
