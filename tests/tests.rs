@@ -8,6 +8,7 @@ mod helper;
 
 mod api_eggs;
 mod api_errors;
+mod browser;
 mod cli;
 mod clients;
 mod crash;
@@ -16,5 +17,6 @@ mod instances;
 mod jobs;
 mod recovery;
 mod runner;
+mod scrapydweb;
 mod stats;
 mod web;

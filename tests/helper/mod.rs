@@ -3,8 +3,10 @@
 pub mod client;
 pub mod python;
 pub mod scene;
+pub mod scrapydweb;
 pub mod site;
 pub mod stock;
+pub mod webdriver;
 
 pub use client::{Reply, multipart};
 
