@@ -1,7 +1,7 @@
 //! ScrapydWeb 1.6 pointed at the daemon: its dashboard lists the jobs in the right states with
 //! the pages and items of finished ones (read from our `logs/stats.json`), its log page shows
-//! the log, and its stats page shows the crawl's stats from our `<job>.json`, without parsing
-//! the whole log itself.
+//! the log, and its stats page shows the crawl's stats from our `<job>.json` (finished or
+//! running), without parsing the whole log itself.
 
 use crate::helper::scene::Scene;
 use crate::helper::scrapydweb::ScrapydWeb;
@@ -19,7 +19,7 @@ fn stats_number(page: &str, row: &str) -> Option<u64> {
 
 #[test]
 fn scrapydweb_shows_jobs_logs_and_stats() {
-    let scene = Scene::start("");
+    let scene = Scene::start("poll_interval = 0.2\n");
     let web = ScrapydWeb::start(scene.daemon.addr);
     let pages = scene.pages() as u64;
 
@@ -56,6 +56,13 @@ fn scrapydweb_shows_jobs_logs_and_stats() {
     assert_eq!(stats_number(&stats, "crawled_pages"), Some(pages), "{stats}");
     assert_eq!(stats_number(&stats, "scraped_items"), Some(pages), "{stats}");
     assert!(stats.contains("<td id=\"finish_reason\">finished</td>"), "{stats}");
+
+    // A running job's stats page too (the daemon refreshes its file every poll_interval).
+    let running_url = format!("/logs/demo/sleeper/{}.json", scene.running);
+    assert!(wait_until(Duration::from_secs(30), || scene.daemon.get(&running_url).status == 200), "{running_url}");
+    let running = web.get(&format!("/1/log/stats/demo/sleeper/{}/", scene.running)).text();
+    assert!(running.contains("LogParser v0.8.4, last updated at"), "{running}");
+    assert!(running.contains("sleeping for"), "the log's tail is shown: {running}");
     assert!(!web.output().contains("Parse the whole log"), "{}", web.output());
 }
 

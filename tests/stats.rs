@@ -25,7 +25,8 @@ fn logs_json(daemon: &Daemon, path: &str, ready: impl Fn(&Value) -> bool) -> Val
 
 #[test]
 fn finished_jobs_tell_what_the_crawl_did_everywhere() {
-    let scene = Scene::start("");
+    // Running crawls' LogParser files are refreshed every poll_interval.
+    let scene = Scene::start("poll_interval = 0.2\n");
     let daemon = &scene.daemon;
     let pages = scene.pages();
 
@@ -97,6 +98,18 @@ fn finished_jobs_tell_what_the_crawl_did_everywhere() {
     }
     assert_eq!(page.matches("<td class=\"items-scraped\"></td>").count(), 2, "pending and running: {page}");
 
+    // The running crawl has its files too, from its log so far (LogStats' first line: 0 pages).
+    let running_url = format!("/logs/demo/sleeper/{}.json", scene.running);
+    let running = logs_json(daemon, &running_url, |v| v["tail"].as_str().is_some_and(|t| t.contains("sleeping for")));
+    assert_eq!((running["pages"].as_u64(), running["items"].as_u64()), (Some(0), Some(0)), "{running}");
+    assert_eq!(
+        (running["finish_reason"].as_str(), running["crawler_stats"].as_object().map(|s| s.len())),
+        (Some("N/A"), Some(0))
+    );
+    assert!(running["tail"].as_str().unwrap().contains("sleeping for"), "{running}");
+    let stats = logs_json(daemon, "/logs/stats.json", |v| v["datas"]["demo"]["sleeper"].is_object());
+    assert_eq!(stats["datas"]["demo"]["sleeper"][&scene.running]["finish_reason"], "N/A");
+
     // A cancelled crawl: Scrapy's reason is `shutdown`, LogParser's the signal it received.
     daemon.post_form("/cancel.json", &[("project", b"demo"), ("job", scene.running.as_bytes())]).ok();
     scene.wait_state(&scene.running, "finished");
@@ -106,7 +119,9 @@ fn finished_jobs_tell_what_the_crawl_did_everywhere() {
         (Some("cancelled"), Some("shutdown"))
     );
     assert!(cancelled["pages_crawled"].as_u64().is_some_and(|n| n > 0), "{cancelled}");
-    let stats = logs_json(daemon, "/logs/stats.json", |v| v["datas"]["demo"]["sleeper"].is_object());
+    let job = scene.running.clone();
+    let stats =
+        logs_json(daemon, "/logs/stats.json", |v| v["datas"]["demo"]["sleeper"][&job]["finish_reason"] == "shutdown");
     let entry = &stats["datas"]["demo"]["sleeper"][&scene.running];
     assert_eq!(entry["shutdown_reason"], "Received SIGINT", "{entry}");
     assert!(stats["datas"]["demo"]["follow"][&scene.finished].is_object(), "other jobs stay: {stats}");

@@ -19,11 +19,13 @@ use crate::config::Config;
 use crate::fsutil;
 use crate::spool::records::{FinishedJob, python_timedelta};
 use chrono::{Local, NaiveDateTime, TimeZone};
-use scan::{CATEGORIES, LogScan};
+use scan::{CATEGORIES, LogScan, LogScanner};
 use serde_json::{Map, Value, json};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 /// The LogParser version the files claim: ScrapydWeb 1.6 ignores files of any other version.
 pub const LOGPARSER_VERSION: &str = "0.8.4";
@@ -49,31 +51,77 @@ impl StatsFiles {
         Some(StatsFiles { logs_dir, server: format!("{host}:{}", config.http_port), lock_path })
     }
 
-    /// Writes the job's `<job>.json` and its entry in `stats.json`. A job without a log (it never
-    /// started) has nothing for LogParser to show and is skipped. Blocking: reads the whole log.
-    pub fn record(&self, job: &FinishedJob) -> io::Result<()> {
-        let spider_dir = self.logs_dir.join(&job.project).join(&job.spider);
-        let log_path = spider_dir.join(format!("{}.log", job.id));
-        let file = match File::open(&log_path) {
+    /// Writes a finished job's `<job>.json` and its entry in `stats.json`, once any update for
+    /// its run (`running`, if this instance supervised it) is done, so nothing older overwrites
+    /// them. A job without a log (it never started) has nothing for LogParser to show and is
+    /// skipped. Blocking: reads the whole log.
+    pub fn record(&self, job: &FinishedJob, running: Option<&RunningLog>) -> io::Result<()> {
+        let _updates = running.map(RunningLog::lock);
+        let name = JobName { project: &job.project, spider: &job.spider, id: &job.id };
+        let file = match File::open(self.log_path(&name)) {
             Ok(file) => file,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(err) => return Err(err),
         };
         let scan = scan::scan(BufReader::new(file))?;
-        let json_path = spider_dir.join(format!("{}.json", job.id));
-        let paths = Paths {
-            json_url: format!("http://{}/logs/{}/{}/{}.json", self.server, job.project, job.spider, job.id),
-            log_path,
-            json_path,
-        };
-        let document = job_document(job, &scan, &paths, Local::now().naive_local());
-        let text = serde_json::to_vec_pretty(&document)?;
-        fsutil::write_atomic(&paths.json_path, &text)?;
-        self.update_summary(job, &document)
+        let end = Some(job.end_time.as_str());
+        let document = self.write_job_file(&name, &scan, job.stats.as_ref().and_then(Value::as_object), end)?;
+        self.update_summary(&[(name, document)])
     }
 
-    /// Puts the job's summary into `stats.json` and drops entries whose log is gone.
-    fn update_summary(&self, job: &FinishedJob, document: &Map<String, Value>) -> io::Result<()> {
+    /// Brings the files of running crawls up to date with what their logs say now, reading only
+    /// what was appended since the last update. Crawls whose log did not grow are left alone;
+    /// `stats.json` is rewritten once for all the others.
+    pub fn record_running(&self, crawls: &[(JobName<'_>, &RunningLog)]) -> io::Result<()> {
+        let mut updates = Vec::new();
+        let mut guards = Vec::new();
+        for (name, running) in crawls {
+            // Held until stats.json is written: the crawl's final record waits for it.
+            let mut state = running.lock();
+            if running.ended.load(Ordering::SeqCst) {
+                continue;
+            }
+            let mut log = match File::open(self.log_path(name)) {
+                Ok(file) => file,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(err),
+            };
+            if !state.scanner.catch_up(&mut log)? && state.written {
+                continue;
+            }
+            let document = self.write_job_file(name, &state.scanner.scan(), None, None)?;
+            state.written = true;
+            updates.push((name.clone(), document));
+            guards.push(state);
+        }
+        if updates.is_empty() { Ok(()) } else { self.update_summary(&updates) }
+    }
+
+    fn log_path(&self, job: &JobName<'_>) -> PathBuf {
+        self.logs_dir.join(job.project).join(job.spider).join(format!("{}.log", job.id))
+    }
+
+    /// Writes `<job>.json` beside the log and returns what it says.
+    fn write_job_file(
+        &self,
+        job: &JobName<'_>,
+        scan: &LogScan,
+        stats: Option<&Map<String, Value>>,
+        end_time: Option<&str>,
+    ) -> io::Result<Map<String, Value>> {
+        let log_path = self.log_path(job);
+        let paths = Paths {
+            json_path: log_path.with_file_name(format!("{}.json", job.id)),
+            json_url: format!("http://{}/logs/{}/{}/{}.json", self.server, job.project, job.spider, job.id),
+            log_path,
+        };
+        let document = job_document(stats, end_time, scan, &paths, Local::now().naive_local());
+        fsutil::write_atomic(&paths.json_path, &serde_json::to_vec_pretty(&document)?)?;
+        Ok(document)
+    }
+
+    /// Puts the jobs' summaries into `stats.json` and drops entries whose log is gone.
+    fn update_summary(&self, jobs: &[(JobName<'_>, Map<String, Value>)]) -> io::Result<()> {
         let _lock = lock(&self.lock_path)?;
         let path = self.logs_dir.join("stats.json");
         let mut datas = match fs::read(&path) {
@@ -85,13 +133,15 @@ impl StatsFiles {
             Err(err) if err.kind() == io::ErrorKind::NotFound => Map::new(),
             Err(err) => return Err(err),
         };
-        let summary: Map<String, Value> =
-            SUMMARY_KEYS.iter().filter_map(|key| Some((key.to_string(), document.get(*key)?.clone()))).collect();
-        let spiders = datas.entry(job.project.clone()).or_insert_with(|| json!({}));
-        if let Value::Object(spiders) = spiders {
-            let jobs = spiders.entry(job.spider.clone()).or_insert_with(|| json!({}));
-            if let Value::Object(jobs) = jobs {
-                jobs.insert(job.id.clone(), Value::Object(summary));
+        for (job, document) in jobs {
+            let summary: Map<String, Value> =
+                SUMMARY_KEYS.iter().filter_map(|key| Some((key.to_string(), document.get(*key)?.clone()))).collect();
+            let spiders = datas.entry(job.project.to_string()).or_insert_with(|| json!({}));
+            if let Value::Object(spiders) = spiders {
+                let entries = spiders.entry(job.spider.to_string()).or_insert_with(|| json!({}));
+                if let Value::Object(entries) = entries {
+                    entries.insert(job.id.to_string(), Value::Object(summary));
+                }
             }
         }
         drop_gone_logs(&mut datas);
@@ -104,6 +154,42 @@ impl StatsFiles {
             "logparser_version": LOGPARSER_VERSION,
         });
         fsutil::write_atomic(&path, &serde_json::to_vec_pretty(&stats)?)
+    }
+}
+
+/// A job, as LogParser's files name it.
+#[derive(Debug, Clone)]
+pub struct JobName<'a> {
+    pub project: &'a str,
+    pub spider: &'a str,
+    pub id: &'a str,
+}
+
+/// What the daemon keeps of a running crawl's log between updates of its files, shared by the
+/// supervisor (which marks the end) and the updates (which run off the async workers).
+#[derive(Debug, Default)]
+pub struct RunningLog {
+    state: Mutex<RunningState>,
+    /// Set when the crawl's process has ended: its final record is on its way, and no update
+    /// may write after it.
+    ended: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct RunningState {
+    scanner: LogScanner,
+    /// Whether the files were written since the crawl started.
+    written: bool,
+}
+
+impl RunningLog {
+    /// The crawl ended: later updates leave its files to the final record.
+    pub fn end(&self) {
+        self.ended.store(true, Ordering::SeqCst);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, RunningState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -157,10 +243,15 @@ fn drop_gone_logs(datas: &mut Map<String, Value>) {
 }
 
 /// A job's `<job>.json`: LogParser's keys in LogParser's order. Counts come from Scrapy's stats
-/// when the runner recorded them (LogParser prefers the stats dumped at the end of the log too),
-/// everything else from the log.
-fn job_document(job: &FinishedJob, scan: &LogScan, paths: &Paths, now: NaiveDateTime) -> Map<String, Value> {
-    let stats = job.stats.as_ref().and_then(Value::as_object);
+/// when the runner recorded them at the end (LogParser prefers the stats dumped at the end of the
+/// log too), everything else from the log; a running crawl has no stats yet.
+fn job_document(
+    stats: Option<&Map<String, Value>>,
+    end_time: Option<&str>,
+    scan: &LogScan,
+    paths: &Paths,
+    now: NaiveDateTime,
+) -> Map<String, Value> {
     let stat = |key: &str| stats.and_then(|s| s.get(key)).and_then(Value::as_u64);
     // Scrapy leaves a counter out until it is first increased, so a recorded stats dict without
     // it means zero; without stats, the last `LogStats` line is the best there is.
@@ -196,7 +287,7 @@ fn job_document(job: &FinishedJob, scan: &LogScan, paths: &Paths, now: NaiveDate
 
     let crawler_stats = match stats {
         Some(stats) => {
-            let end = job.end_time.get(..19).unwrap_or(&job.end_time);
+            let end = end_time.map(|t| t.get(..19).unwrap_or(t)).unwrap_or_default();
             let mut ordered = Map::new();
             // As LogParser labels the stats Scrapy dumps into the log when the spider closes,
             // which are the ones the runner recorded.
@@ -322,7 +413,7 @@ mod tests {
         fs::write(dir.path().join("logs/p/s/j1.log"), LOG).unwrap();
         let stats = json!({"item_scraped_count": 5, "response_received_count": 7, "finish_reason": "finished",
             "httperror/response_ignored_count": 2, "downloader/response_status_count/301": 1});
-        files.record(&job(Some(stats))).unwrap();
+        files.record(&job(Some(stats)), None).unwrap();
 
         let doc: Value = serde_json::from_slice(&fs::read(dir.path().join("logs/p/s/j1.json")).unwrap()).unwrap();
         assert_eq!((doc["pages"].as_u64(), doc["items"].as_u64()), (Some(7), Some(5)));
@@ -357,7 +448,7 @@ mod tests {
         fs::create_dir_all(dir.path().join("logs/p/s")).unwrap();
         for id in ["a", "b"] {
             fs::write(dir.path().join(format!("logs/p/s/{id}.log")), LOG).unwrap();
-            files.record(&FinishedJob { id: id.into(), ..job(None) }).unwrap();
+            files.record(&FinishedJob { id: id.into(), ..job(None) }, None).unwrap();
         }
         let read =
             || -> Value { serde_json::from_slice(&fs::read(dir.path().join("logs/stats.json")).unwrap()).unwrap() };
@@ -369,7 +460,7 @@ mod tests {
         fs::remove_file(dir.path().join("logs/p/s/a.log")).unwrap();
         fs::create_dir_all(dir.path().join("logs/p/t")).unwrap();
         fs::write(dir.path().join("logs/p/t/c.log"), LOG).unwrap();
-        files.record(&FinishedJob { id: "c".into(), spider: "t".into(), ..job(None) }).unwrap();
+        files.record(&FinishedJob { id: "c".into(), spider: "t".into(), ..job(None) }, None).unwrap();
         let datas = &read()["datas"]["p"];
         assert!(datas["s"].get("a").is_none(), "{datas}");
         assert!(datas["s"]["b"].is_object() && datas["t"]["c"].is_object());
@@ -378,7 +469,7 @@ mod tests {
     #[test]
     fn a_job_without_a_log_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        files(dir.path()).record(&job(None)).unwrap();
+        files(dir.path()).record(&job(None), None).unwrap();
         assert!(!dir.path().join("logs").exists());
     }
 }

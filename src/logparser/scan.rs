@@ -7,7 +7,8 @@
 //! that follow it up to the next one (a traceback, a stats dump, an item).
 
 use std::collections::VecDeque;
-use std::io::{self, BufRead};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
 
 /// Lines kept from the start of the log (LogParser's `LOG_HEAD_LINES`).
 pub const HEAD_LINES: usize = 100;
@@ -79,28 +80,42 @@ pub struct LogScan {
 
 /// Reads the whole log once.
 pub fn scan(reader: impl BufRead) -> io::Result<LogScan> {
-    let mut scanner = Scanner {
-        categories: vec![Category::default(); CATEGORIES.len()],
-        matches: MATCHES.iter().map(|(key, _, _)| (*key, String::new())).collect(),
-        ..Scanner::default()
-    };
-    let mut reader = reader;
-    let mut raw = Vec::new();
-    loop {
-        raw.clear();
-        let read = reader.read_until(b'\n', &mut raw)?;
-        if read == 0 {
-            break;
-        }
-        scanner.size += read as u64;
-        let text = String::from_utf8_lossy(&raw);
-        let line = text.trim_end_matches(['\n', '\r']);
-        scanner.line(&cut(line));
-    }
+    let mut scanner = Scanner::new();
+    scanner.read(reader, true)?;
     Ok(scanner.finish())
 }
 
-#[derive(Default)]
+/// A scan of a log that is still being written: each [`LogScanner::catch_up`] reads only what
+/// was appended since the last, up to the last complete line.
+#[derive(Debug, Clone)]
+pub struct LogScanner(Scanner);
+
+impl LogScanner {
+    pub fn new() -> Self {
+        LogScanner(Scanner::new())
+    }
+
+    /// Reads the complete lines appended to the log since the last call; whether there were any.
+    pub fn catch_up(&mut self, log: &mut File) -> io::Result<bool> {
+        let before = self.0.size;
+        log.seek(SeekFrom::Start(before))?;
+        self.0.read(BufReader::new(log), false)?;
+        Ok(self.0.size > before)
+    }
+
+    /// What the lines read so far show.
+    pub fn scan(&self) -> LogScan {
+        self.0.clone().finish()
+    }
+}
+
+impl Default for LogScanner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[derive(Debug, Default, Clone)]
 struct Scanner {
     size: u64,
     lines: u64,
@@ -119,6 +134,31 @@ struct Scanner {
 }
 
 impl Scanner {
+    fn new() -> Self {
+        Scanner {
+            categories: vec![Category::default(); CATEGORIES.len()],
+            matches: MATCHES.iter().map(|(key, _, _)| (*key, String::new())).collect(),
+            ..Scanner::default()
+        }
+    }
+
+    /// Feeds the reader's lines; a last line without its newline only when `to_the_end` (a log
+    /// still being written may be in the middle of one).
+    fn read(&mut self, mut reader: impl BufRead, to_the_end: bool) -> io::Result<()> {
+        let mut raw = Vec::new();
+        loop {
+            raw.clear();
+            let read = reader.read_until(b'\n', &mut raw)?;
+            if read == 0 || (!to_the_end && raw.last() != Some(&b'\n')) {
+                return Ok(());
+            }
+            self.size += read as u64;
+            let text = String::from_utf8_lossy(&raw);
+            let line = text.trim_end_matches(['\n', '\r']);
+            self.line(&cut(line));
+        }
+    }
+
     fn line(&mut self, line: &str) {
         self.lines += 1;
         if self.head.len() < HEAD_LINES {
@@ -406,5 +446,26 @@ ValueError: boom
         assert_eq!(shutdown_reason(" [x] INFO: Received SIGHUP, no"), None);
         assert_eq!(timestamp("2026-11-25 04:09:08 x"), Some("2026-11-25 04:09:08"));
         assert_eq!(timestamp("2026-11-25T04:09:08 x"), None);
+    }
+
+    #[test]
+    fn a_growing_log_is_read_in_whole_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.log");
+        let (first, second) = LOG.split_at(LOG.find("2026-11-25 04:09:10").unwrap());
+        let start = &second[..20];
+        std::fs::write(&path, format!("{first}{start}")).unwrap();
+        let mut scanner = LogScanner::new();
+        assert!(scanner.catch_up(&mut File::open(&path).unwrap()).unwrap());
+        assert_eq!(scanner.scan().size, first.len() as u64, "the half-written line waits");
+        assert_eq!(scanner.scan().shutdown_reason, None);
+        assert!(!scanner.catch_up(&mut File::open(&path).unwrap()).unwrap());
+        std::fs::write(&path, LOG).unwrap();
+        assert!(scanner.catch_up(&mut File::open(&path).unwrap()).unwrap());
+        let whole = scan(LOG.as_bytes()).unwrap();
+        let growing = scanner.scan();
+        assert_eq!((growing.size, &growing.datas, &growing.categories), (whole.size, &whole.datas, &whole.categories));
+        assert_eq!((growing.head, growing.tail), (whole.head, whole.tail));
+        assert_eq!(growing.shutdown_reason.as_deref(), Some("Received SIGINT"));
     }
 }
