@@ -66,6 +66,11 @@ impl StatsFiles {
         let scan = scan::scan(BufReader::new(file))?;
         let end = Some(job.end_time.as_str());
         let document = self.write_job_file(&name, &scan, job.stats.as_ref().and_then(Value::as_object), end)?;
+        if !self.log_path(&name).exists() {
+            // jobs_to_keep rotated the log away meanwhile: its file goes with it.
+            let _ = fs::remove_file(self.log_path(&name).with_extension("json"));
+            return Ok(());
+        }
         self.update_summary(&[(name, document)])
     }
 
