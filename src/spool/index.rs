@@ -65,8 +65,7 @@ impl State {
             self.finished_ids.clear();
         }
         let skip = jobs.len().saturating_sub(keep);
-        for mut job in jobs.into_iter().skip(skip) {
-            job.keep_summary_stats_only();
+        for job in jobs.into_iter().skip(skip) {
             let job = Arc::new(job);
             let projects = self.finished_ids.entry(job.id.clone()).or_default();
             match projects.get_mut(&job.project) {

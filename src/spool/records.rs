@@ -135,8 +135,10 @@ pub struct FinishedJob {
     /// The node that ran it.
     pub node: String,
     pub pid: Option<u32>,
-    /// Scrapy's stats at spider close, as the runner recorded them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Scrapy's stats at spider close, as the runner recorded them. They are written whole, but
+    /// read back with only the stats [`FinishedJob::summary`] reads ([`SUMMARY_STATS`]), so a
+    /// long history costs neither the time nor the memory of all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "summary_stats::deserialize")]
     pub stats: Option<serde_json::Value>,
 }
 
@@ -170,12 +172,59 @@ impl FinishedJob {
             finish_reason: stats.get(SUMMARY_STATS[3]).and_then(serde_json::Value::as_str),
         })
     }
+}
 
-    /// Drops every stat but the ones [`FinishedJob::summary`] reads: the full stats stay in the
-    /// finished log and in LogParser's per-job file, while the index holds a long history.
-    pub fn keep_summary_stats_only(&mut self) {
-        if let Some(serde_json::Value::Object(stats)) = &mut self.stats {
-            stats.retain(|key, _| SUMMARY_STATS.contains(&key.as_str()));
+/// Reads recorded stats keeping only [`SUMMARY_STATS`]; the others are skipped unparsed.
+mod summary_stats {
+    use super::SUMMARY_STATS;
+    use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+    use serde_json::{Map, Value};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+        deserializer.deserialize_option(OptionalStats)
+    }
+
+    struct OptionalStats;
+
+    impl<'de> Visitor<'de> for OptionalStats {
+        type Value = Option<Value>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("Scrapy's stats (an object) or null")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_map(Stats).map(Some)
+        }
+    }
+
+    struct Stats;
+
+    impl<'de> Visitor<'de> for Stats {
+        type Value = Value;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("Scrapy's stats, an object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut kept = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if SUMMARY_STATS.contains(&key.as_str()) {
+                    kept.insert(key, map.next_value()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(Value::Object(kept))
         }
     }
 }
@@ -300,6 +349,25 @@ mod tests {
         assert_eq!(python_timedelta(chrono::TimeDelta::milliseconds(1500)), "0:00:01");
         assert_eq!(python_timedelta(chrono::TimeDelta::seconds(86_400 + 3784)), "1 day, 1:03:04");
         assert_eq!(python_timedelta(chrono::TimeDelta::seconds(2 * 86_400)), "2 days, 0:00:00");
+    }
+
+    #[test]
+    fn recorded_stats_are_read_back_as_their_summary() {
+        let line = r#"{"id": "j", "project": "p", "spider": "s", "version": null, "start_time": "a", "end_time": "b",
+            "outcome": "finished", "exit_code": 0, "signal": null, "node": "n", "pid": 1,
+            "stats": {"item_scraped_count": 5, "memusage/max": 1, "nested": {"x": [1, 2]}, "finish_reason": "finished",
+                      "response_received_count": 7}}"#;
+        let job: FinishedJob = serde_json::from_str(line).unwrap();
+        assert_eq!(job.stats.as_ref().unwrap().as_object().unwrap().len(), 3);
+        let summary = job.summary().unwrap();
+        assert_eq!((summary.items_scraped, summary.pages_crawled, summary.errors), (5, 7, 0));
+        assert_eq!(summary.finish_reason, Some("finished"));
+        for no_stats in
+            [line.replace(r#""stats": {"#, r#""old": {"#), line.replace(r#""stats": {"#, r#""stats": null, "x": {"#)]
+        {
+            let job: FinishedJob = serde_json::from_str(&no_stats).unwrap();
+            assert_eq!((&job.stats, job.summary()), (&None, None));
+        }
     }
 
     #[test]
