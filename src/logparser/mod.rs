@@ -47,7 +47,12 @@ impl StatsFiles {
     /// `None` when logs are off (`logs_dir` empty): there is nowhere to write, nor logs to parse.
     pub fn new(config: &Config, lock_path: PathBuf) -> Option<StatsFiles> {
         let logs_dir = config.logs_dir.clone()?;
-        let host = if config.bind_address.is_empty() { "127.0.0.1" } else { config.bind_address.as_str() };
+        // As LogParser's `SCRAPYD_SERVER` (default `127.0.0.1:6800`): an address to reach the
+        // daemon at, not a wildcard it listens on.
+        let host = match config.bind_address.as_str() {
+            "" | "0.0.0.0" | "::" => "127.0.0.1",
+            address => address,
+        };
         Some(StatsFiles { logs_dir, server: format!("{host}:{}", config.http_port), lock_path })
     }
 
