@@ -13,6 +13,7 @@
 //! - [`runner`]: the embedded Python runner and how it is started.
 //! - [`spool`]: jobs as files (pending, running, finished) and their in-memory index.
 //! - [`supervisor`]: the one owner of crawl processes.
+//! - [`logparser`]: LogParser-compatible stats files in `logs_dir`, for ScrapydWeb.
 //! - [`migrate`]: the import of stock Scrapyd's queues and finished jobs from `dbs/`, once.
 //! - [`app`]: the shared state handed to every request.
 //!
@@ -27,6 +28,7 @@ pub mod fsutil;
 pub mod http;
 pub mod json;
 pub mod links;
+pub mod logparser;
 pub mod migrate;
 pub mod runner;
 pub mod spool;

@@ -210,11 +210,17 @@ impl Cluster {
         std::fs::read_to_string(self.data.join(format!("logs/demo/{spider}/{job}.log"))).ok()
     }
 
-    /// The log files of a spider of project `demo`.
+    /// The log files of a spider of project `demo`: every file of its log directory but the
+    /// LogParser files the daemon writes beside the logs (`<job>.json`, and their temporary
+    /// files while they are being written).
     fn log_files(&self, spider: &str) -> BTreeSet<String> {
         let dir = self.data.join(format!("logs/demo/{spider}"));
         let Ok(entries) = std::fs::read_dir(&dir) else { return BTreeSet::new() };
-        entries.flatten().filter_map(|e| e.file_name().into_string().ok()).collect()
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| !name.ends_with(".json") && !name.starts_with(".tmp-"))
+            .collect()
     }
 
     /// Waits until the `sleeper` crawl `job` is sleeping: Scrapy's signal handlers are installed,

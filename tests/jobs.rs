@@ -315,7 +315,11 @@ fn a_crawl_runs_and_leaves_its_log_items_and_finished_entry() {
             "outcome",
             "exit_code",
             "signal",
-            "node_name"
+            "node_name",
+            "items_scraped",
+            "pages_crawled",
+            "errors",
+            "finish_reason"
         ]
     );
     assert_eq!(done["project"], "demo");
@@ -326,6 +330,11 @@ fn a_crawl_runs_and_leaves_its_log_items_and_finished_entry() {
     assert_eq!(done["exit_code"], 0);
     assert_eq!(done["signal"], Value::Null);
     assert_eq!(done["node_name"], "testnode");
+    // What the crawl did, from Scrapy's stats: every page fetched once and scraped once.
+    assert_eq!(done["items_scraped"], PAGES.len());
+    assert_eq!(done["pages_crawled"], PAGES.len());
+    assert_eq!(done["errors"], 0);
+    assert_eq!(done["finish_reason"], "finished");
     for time in ["start_time", "end_time"] {
         assert!(is_timestamp(done[time].as_str().unwrap()), "{time}: {done}");
     }
@@ -856,7 +865,18 @@ fn jobs_to_keep_rotates_logs_and_items() {
     for job in jobs {
         assert_eq!(wait_finished(&daemon, job)["outcome"], "finished");
     }
-    assert_eq!(file_names(&daemon.path().join("logs/demo/args")), ["it2.log", "it3.log", "it4.log"]);
+    // LogParser's files are not counted, and go with their log. (Once stats.json has it4's end,
+    // its final files are written.)
+    let stats = daemon.path().join("logs/stats.json");
+    let it4_recorded = || {
+        let stats: Value = serde_json::from_slice(&std::fs::read(&stats).unwrap_or_default()).unwrap_or_default();
+        stats["datas"]["demo"]["args"]["it4"]["finish_reason"] == "finished"
+    };
+    assert!(wait_until(DEADLINE, it4_recorded), "it4's LogParser files");
+    assert_eq!(
+        file_names(&daemon.path().join("logs/demo/args")),
+        ["it2.json", "it2.log", "it3.json", "it3.log", "it4.json", "it4.log"]
+    );
     assert_eq!(file_names(&daemon.path().join("items/demo/args")), ["it2.jl", "it3.jl", "it4.jl"]);
     let list = listjobs(&daemon);
     assert_eq!(entry(&list, "finished", "it1").unwrap()["log_url"], Value::Null, "the rotated log is gone");

@@ -8,6 +8,7 @@ mod helper;
 
 mod api_eggs;
 mod api_errors;
+mod browser;
 mod cli;
 mod clients;
 mod crash;
@@ -17,4 +18,6 @@ mod jobs;
 mod migrate;
 mod recovery;
 mod runner;
+mod scrapydweb;
+mod stats;
 mod web;

@@ -50,8 +50,15 @@ fn logs_are_served_with_ranges_and_listed_as_twisted_lists_them() {
     assert_eq!(daemon.get("/logs").status, 302);
     let listing = daemon.get("/logs/demo/args/").text();
     assert!(listing.contains("<h1>Directory listing for /logs/demo/args/</h1>"), "{listing}");
-    let row_start = format!("<tr class=\"odd\">\n    <td><a href=\"{job}.log\">{job}.log</a></td>\n    <td>");
-    let row = &listing[listing.find(&row_start).expect("the log's row") + row_start.len()..];
+    // The log's row is odd or even, depending on whether its LogParser file (`<job>.json`,
+    // listed first) is there yet.
+    let cell = format!("\n    <td><a href=\"{job}.log\">{job}.log</a></td>\n    <td>");
+    let at = listing.find(&cell).expect("the log's row");
+    assert!(
+        listing[..at].ends_with("<tr class=\"odd\">") || listing[..at].ends_with("<tr class=\"even\">"),
+        "{listing}"
+    );
+    let row = &listing[at + cell.len()..];
     let (size, rest) = row.split_once("</td>\n    <td>").unwrap();
     assert!(size.ends_with(['B', 'K', 'M']) && size[..size.len() - 1].parse::<u64>().is_ok(), "{size}");
     let (modified, rest) = rest.split_once("</td>\n    <td>").unwrap();

@@ -3,7 +3,8 @@
 //! The entries are copied out of the index (as `Arc`s) and written as JSON on a blocking thread,
 //! straight from borrowed structs, so a history of 100,000 jobs neither holds the index's lock nor
 //! stalls other requests, and costs no intermediate JSON values. Each entry has stock's keys in
-//! stock's order; extra keys follow them.
+//! stock's order; extra keys follow them (for finished jobs: how the job ended, then what the
+//! crawl did, from Scrapy's stats).
 
 use super::{Answer, ApiError, ApiResult, optional_text};
 use crate::app::{App, blocking};
@@ -62,6 +63,10 @@ struct FinishedEntry<'a> {
     exit_code: Option<i32>,
     signal: Option<i32>,
     node_name: &'a str,
+    items_scraped: Option<u64>,
+    pages_crawled: Option<u64>,
+    errors: Option<u64>,
+    finish_reason: Option<&'a str>,
 }
 
 /// `"pending": [...], "running": [...], "finished": [...]`, as Python's `json.dumps` writes it.
@@ -102,18 +107,25 @@ fn write_lists(snapshot: &Snapshot, mut links: Links) -> Vec<u8> {
     let finished: Vec<FinishedEntry<'_>> = snapshot
         .finished
         .iter()
-        .map(|job| FinishedEntry {
-            id: &job.id,
-            project: &job.project,
-            spider: &job.spider,
-            start_time: &job.start_time,
-            end_time: &job.end_time,
-            log_url: links.log_url(&job.project, &job.spider, &job.id),
-            items_url: links.items_url(&job.project, &job.spider, &job.id),
-            outcome: job.outcome,
-            exit_code: job.exit_code,
-            signal: job.signal,
-            node_name: &job.node,
+        .map(|job| {
+            let summary = job.summary();
+            FinishedEntry {
+                id: &job.id,
+                project: &job.project,
+                spider: &job.spider,
+                start_time: &job.start_time,
+                end_time: &job.end_time,
+                log_url: links.log_url(&job.project, &job.spider, &job.id),
+                items_url: links.items_url(&job.project, &job.spider, &job.id),
+                outcome: job.outcome,
+                exit_code: job.exit_code,
+                signal: job.signal,
+                node_name: &job.node,
+                items_scraped: summary.map(|s| s.items_scraped),
+                pages_crawled: summary.map(|s| s.pages_crawled),
+                errors: summary.map(|s| s.errors),
+                finish_reason: summary.and_then(|s| s.finish_reason),
+            }
         })
         .collect();
     write_list(&mut out, finished.into_iter());

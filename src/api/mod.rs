@@ -34,6 +34,9 @@ pub enum Answer {
     /// The keys already written as JSON text (`"a": 1, "b": []`), for answers too large to
     /// build as values first (`listjobs` with a long history).
     Raw(Vec<u8>),
+    /// Stock's keys, then (after the envelope's `status` and `node_name`) keys of our own, so
+    /// every stock key keeps its place.
+    Extended(Fields, Fields),
 }
 
 impl From<Fields> for Answer {

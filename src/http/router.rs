@@ -6,7 +6,7 @@
 
 use super::params::{BodyError, BodyKind, Params, read_body};
 use super::response::{self, Body};
-use crate::api::{Answer, ApiError, Endpoint, Method};
+use crate::api::{Answer, ApiError, Endpoint, Fields, Method};
 use crate::app::App;
 use crate::json::to_python_json;
 use bytes::Bytes;
@@ -87,10 +87,11 @@ async fn serve(app: &App, endpoint: Endpoint, request: Request<Incoming>) -> Res
         }
     };
     match result {
-        Ok(Answer::Fields(mut fields)) => {
-            fields.insert("status".into(), json!("ok"));
-            fields.insert("node_name".into(), json!(app.node_name()));
-            envelope(methods, StatusCode::OK, &Value::Object(fields))
+        Ok(Answer::Fields(fields)) => {
+            envelope(methods, StatusCode::OK, &Value::Object(with_envelope(app, fields, Default::default())))
+        }
+        Ok(Answer::Extended(fields, extra)) => {
+            envelope(methods, StatusCode::OK, &Value::Object(with_envelope(app, fields, extra)))
         }
         Ok(Answer::Raw(keys)) => {
             let mut body = Vec::with_capacity(keys.len() + 64);
@@ -107,6 +108,14 @@ async fn serve(app: &App, endpoint: Endpoint, request: Request<Incoming>) -> Res
         }
         Err(error) => envelope(methods, StatusCode::OK, &error_body(app, &error)),
     }
+}
+
+/// A handler's keys, then `status` and `node_name` as stock adds them, then `extra`.
+fn with_envelope(app: &App, mut fields: Fields, extra: Fields) -> Fields {
+    fields.insert("status".into(), json!("ok"));
+    fields.insert("node_name".into(), json!(app.node_name()));
+    fields.extend(extra);
+    fields
 }
 
 fn endpoint_path(app: &App, endpoint: Endpoint) -> String {

@@ -38,7 +38,7 @@ struct State {
     finished: VecDeque<Arc<FinishedJob>>,
     /// Job id to the projects with a finished record of that id, so `status.json` without a
     /// project is one lookup however long the history is.
-    finished_ids: HashMap<String, HashMap<String, usize>>,
+    finished_ids: HashMap<String, HashMap<String, FinishedRuns>>,
     /// Each project's change counter when the index last matched its files.
     generations: HashMap<String, u64>,
 }
@@ -66,15 +66,26 @@ impl State {
         }
         let skip = jobs.len().saturating_sub(keep);
         for job in jobs.into_iter().skip(skip) {
-            *self.finished_ids.entry(job.id.clone()).or_default().entry(job.project.clone()).or_default() += 1;
-            self.finished.push_back(Arc::new(job));
+            let job = Arc::new(job);
+            let projects = self.finished_ids.entry(job.id.clone()).or_default();
+            match projects.get_mut(&job.project) {
+                Some(runs) => {
+                    runs.count += 1;
+                    runs.newest = job.clone();
+                }
+                None => {
+                    projects.insert(job.project.clone(), FinishedRuns { count: 1, newest: job.clone() });
+                }
+            }
+            self.finished.push_back(job);
         }
         while self.finished.len() > keep {
             let Some(old) = self.finished.pop_front() else { break };
             if let Some(projects) = self.finished_ids.get_mut(&old.id) {
-                if let Some(count) = projects.get_mut(&old.project) {
-                    *count -= 1;
-                    if *count == 0 {
+                // The oldest run goes: the newest one recorded stays right unless it was the last.
+                if let Some(runs) = projects.get_mut(&old.project) {
+                    runs.count -= 1;
+                    if runs.count == 0 {
                         projects.remove(&old.project);
                     }
                 }
@@ -84,6 +95,14 @@ impl State {
             }
         }
     }
+}
+
+/// The finished runs of one job id in one project (an id may be reused once a job finished).
+#[derive(Debug)]
+struct FinishedRuns {
+    count: usize,
+    /// The latest run's record.
+    newest: Arc<FinishedJob>,
 }
 
 /// Copies of the index's entries, for answering without holding its lock.
@@ -540,6 +559,17 @@ impl JobIndex {
             Some(_) => Some(JobState::Pending),
             None if pending => Some(JobState::Pending),
             None => None,
+        }
+    }
+
+    /// The newest finished record of a job, in `project` or (without one) in any project: one
+    /// lookup however long the history is.
+    pub fn finished(&self, project: Option<&str>, id: &str) -> Option<Arc<FinishedJob>> {
+        let state = self.state();
+        let projects = state.finished_ids.get(id)?;
+        match project {
+            Some(project) => projects.get(project).map(|runs| runs.newest.clone()),
+            None => projects.values().map(|runs| &runs.newest).max_by(|a, b| a.end_time.cmp(&b.end_time)).cloned(),
         }
     }
 

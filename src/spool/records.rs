@@ -135,9 +135,98 @@ pub struct FinishedJob {
     /// The node that ran it.
     pub node: String,
     pub pid: Option<u32>,
-    /// Scrapy's stats at spider close, as the runner recorded them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Scrapy's stats at spider close, as the runner recorded them. They are written whole, but
+    /// read back with only the stats [`FinishedJob::summary`] reads ([`SUMMARY_STATS`]), so a
+    /// long history costs neither the time nor the memory of all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "summary_stats::deserialize")]
     pub stats: Option<serde_json::Value>,
+}
+
+/// The few of Scrapy's stats that answers show, read from a finished job's recorded stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrawlSummary<'a> {
+    /// `item_scraped_count` (absent from Scrapy's stats when no item was scraped: 0).
+    pub items_scraped: u64,
+    /// `response_received_count`: pages downloaded, what LogParser calls `pages`.
+    pub pages_crawled: u64,
+    /// `log_count/ERROR`: how many errors the crawl logged.
+    pub errors: u64,
+    /// `finish_reason` (`finished`, `shutdown`, `closespider_timeout`, ...), if Scrapy set one.
+    pub finish_reason: Option<&'a str>,
+}
+
+/// The stats keys [`CrawlSummary`] reads, which are all the index keeps in memory.
+pub const SUMMARY_STATS: [&str; 4] =
+    ["item_scraped_count", "response_received_count", "log_count/ERROR", "finish_reason"];
+
+impl FinishedJob {
+    /// What the crawl did, if the runner recorded its stats (a crawl that never started, or
+    /// whose process was killed outright, has none).
+    pub fn summary(&self) -> Option<CrawlSummary<'_>> {
+        let stats = self.stats.as_ref()?.as_object()?;
+        let count = |key: &str| stats.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        Some(CrawlSummary {
+            items_scraped: count(SUMMARY_STATS[0]),
+            pages_crawled: count(SUMMARY_STATS[1]),
+            errors: count(SUMMARY_STATS[2]),
+            finish_reason: stats.get(SUMMARY_STATS[3]).and_then(serde_json::Value::as_str),
+        })
+    }
+}
+
+/// Reads recorded stats keeping only [`SUMMARY_STATS`]; the others are skipped unparsed.
+mod summary_stats {
+    use super::SUMMARY_STATS;
+    use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+    use serde_json::{Map, Value};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+        deserializer.deserialize_option(OptionalStats)
+    }
+
+    struct OptionalStats;
+
+    impl<'de> Visitor<'de> for OptionalStats {
+        type Value = Option<Value>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("Scrapy's stats (an object) or null")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_map(Stats).map(Some)
+        }
+    }
+
+    struct Stats;
+
+    impl<'de> Visitor<'de> for Stats {
+        type Value = Value;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("Scrapy's stats, an object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut kept = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if SUMMARY_STATS.contains(&key.as_str()) {
+                    kept.insert(key, map.next_value()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(Value::Object(kept))
+        }
+    }
 }
 
 /// A float that may be infinite or NaN, which JSON cannot write as a number.
@@ -171,6 +260,18 @@ mod any_float {
 /// drops the fraction when it is zero, which breaks clients that parse it with `%f`).
 pub fn local_time(time: chrono::DateTime<chrono::Local>) -> String {
     time.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}
+
+/// A duration as Python's `str(timedelta)` writes whole seconds: `0:00:07`, `1 day, 2:03:04`.
+pub fn python_timedelta(duration: chrono::TimeDelta) -> String {
+    let total = duration.num_seconds().max(0);
+    let (days, rest) = (total / 86_400, total % 86_400);
+    let clock = format!("{}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60);
+    match days {
+        0 => clock,
+        1 => format!("1 day, {clock}"),
+        n => format!("{n} days, {clock}"),
+    }
 }
 
 /// Nanoseconds since the Unix epoch (a `u64` lasts until 2554).
@@ -240,6 +341,33 @@ mod tests {
         let nan = PendingJob::for_tests("n", f64::NAN, 1);
         let back: PendingJob = serde_json::from_slice(&serde_json::to_vec(&nan).unwrap()).unwrap();
         assert!(back.priority.is_nan());
+    }
+
+    #[test]
+    fn timedeltas_read_like_python() {
+        assert_eq!(python_timedelta(chrono::TimeDelta::seconds(7)), "0:00:07");
+        assert_eq!(python_timedelta(chrono::TimeDelta::milliseconds(1500)), "0:00:01");
+        assert_eq!(python_timedelta(chrono::TimeDelta::seconds(86_400 + 3784)), "1 day, 1:03:04");
+        assert_eq!(python_timedelta(chrono::TimeDelta::seconds(2 * 86_400)), "2 days, 0:00:00");
+    }
+
+    #[test]
+    fn recorded_stats_are_read_back_as_their_summary() {
+        let line = r#"{"id": "j", "project": "p", "spider": "s", "version": null, "start_time": "a", "end_time": "b",
+            "outcome": "finished", "exit_code": 0, "signal": null, "node": "n", "pid": 1,
+            "stats": {"item_scraped_count": 5, "memusage/max": 1, "nested": {"x": [1, 2]}, "finish_reason": "finished",
+                      "response_received_count": 7}}"#;
+        let job: FinishedJob = serde_json::from_str(line).unwrap();
+        assert_eq!(job.stats.as_ref().unwrap().as_object().unwrap().len(), 3);
+        let summary = job.summary().unwrap();
+        assert_eq!((summary.items_scraped, summary.pages_crawled, summary.errors), (5, 7, 0));
+        assert_eq!(summary.finish_reason, Some("finished"));
+        for no_stats in
+            [line.replace(r#""stats": {"#, r#""old": {"#), line.replace(r#""stats": {"#, r#""stats": null, "x": {"#)]
+        {
+            let job: FinishedJob = serde_json::from_str(&no_stats).unwrap();
+            assert_eq!((&job.stats, job.summary()), (&None, None));
+        }
     }
 
     #[test]

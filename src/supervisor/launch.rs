@@ -80,10 +80,17 @@ fn prepare_file(dir: &Path, job: &PendingJob, extension: &str, jobs_to_keep: i64
 /// Deletes the oldest files of a spider's directory, as stock's `jobs_to_keep` does: all but the
 /// newest `keep` (so `keep + 1` exist once the new job's file appears); nothing when `keep` is 0;
 /// and, quirk for quirk, only the oldest `-keep` when it is negative.
+///
+/// LogParser's `<job>.json` beside a `<job>.log` belongs to it: it is not counted (stock counts
+/// it, so running LogParser halves the logs it keeps) and goes when its log goes. Temporary files
+/// of writes in progress are not counted either.
 pub fn rotate(dir: &Path, keep: i64) {
     let Ok(entries) = fs::read_dir(dir) else { return };
-    let mut files: Vec<(std::time::SystemTime, PathBuf)> =
-        entries.flatten().filter_map(|entry| Some((entry.metadata().ok()?.modified().ok()?, entry.path()))).collect();
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|entry| !is_temporary(&entry.file_name()) && !is_log_companion(&entry.path()))
+        .filter_map(|entry| Some((entry.metadata().ok()?.modified().ok()?, entry.path())))
+        .collect();
     files.sort();
     let delete = match keep {
         0 => 0,
@@ -92,7 +99,21 @@ pub fn rotate(dir: &Path, keep: i64) {
     };
     for (_, path) in &files[..delete] {
         let _ = fs::remove_file(path);
+        if path.extension().is_some_and(|ext| ext == "log") {
+            let _ = fs::remove_file(path.with_extension("json"));
+        }
     }
+}
+
+/// Whether a file is one being written (see [`crate::fsutil`]: its name starts with `.tmp-`),
+/// such as a LogParser file the daemon is replacing: it is not a job's file.
+fn is_temporary(name: &std::ffi::OsStr) -> bool {
+    name.as_encoded_bytes().starts_with(b".tmp-")
+}
+
+/// Whether `path` is LogParser's `<job>.json` for a `<job>.log` in the same directory.
+fn is_log_companion(path: &Path) -> bool {
+    path.extension().is_some_and(|ext| ext == "json") && path.with_extension("log").exists()
 }
 
 /// The `FEEDS` setting: a JSON object with one URI, written as Python's `json.dumps` writes it.
@@ -182,5 +203,22 @@ mod tests {
         assert_eq!(names(), ["b", "c", "d"]);
         rotate(dir.path(), 2);
         assert_eq!(names(), ["c", "d"]);
+    }
+
+    #[test]
+    fn logparser_files_are_not_counted_and_go_with_their_log() {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, name) in ["a.log", "a.json", "b.log", "b.json", "c.log", "stats.json", ".tmp-x"].iter().enumerate() {
+            let path = dir.path().join(name);
+            fs::write(&path, b"x").unwrap();
+            let time = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000 + i as u64);
+            fs::File::options().write(true).open(&path).unwrap().set_modified(time).unwrap();
+        }
+        rotate(dir.path(), 3);
+        let mut names: Vec<String> =
+            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        // Four files count (three logs and a JSON file of no log); the oldest log goes with its JSON.
+        assert_eq!(names, [".tmp-x", "b.json", "b.log", "c.log", "stats.json"]);
     }
 }

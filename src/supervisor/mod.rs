@@ -16,6 +16,7 @@ pub mod process;
 
 use crate::app::{App, blocking};
 use crate::eggs::StoredEgg;
+use crate::logparser::{JobName, RunningLog, StatsFiles};
 use crate::spool::index::JobKey;
 use crate::spool::records::{FinishedJob, Outcome, PendingJob, RunningJob, local_time};
 use std::collections::{HashMap, HashSet};
@@ -25,6 +26,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
@@ -75,6 +77,8 @@ struct Crawl {
     /// The process has ended and its finished record is being written; the slot stays taken
     /// until it is, so no more than `max_proc` jobs ever show as running.
     ending: bool,
+    /// How far LogParser's files for the crawl have read its log.
+    log: Arc<RunningLog>,
 }
 
 struct Supervisor {
@@ -85,6 +89,8 @@ struct Supervisor {
     max: usize,
     crawls: HashMap<JobKey, Crawl>,
     ended_tx: mpsc::UnboundedSender<Ended>,
+    /// An update of running crawls' LogParser files is under way (they never overlap).
+    updating_stats: Arc<AtomicBool>,
 }
 
 /// Runs the supervisor until `shutdown` completes. Running crawls are left running.
@@ -100,7 +106,14 @@ pub async fn run(
     let (ended_tx, mut ended_rx) = mpsc::unbounded_channel();
     let (recorded_tx, mut recorded_rx) = mpsc::unbounded_channel();
     let max = app.config.max_processes();
-    let mut supervisor = Supervisor { app: app.clone(), recorded_tx, max, crawls: HashMap::new(), ended_tx };
+    let mut supervisor = Supervisor {
+        app: app.clone(),
+        recorded_tx,
+        max,
+        crawls: HashMap::new(),
+        ended_tx,
+        updating_stats: Arc::default(),
+    };
     // Crawls left by a previous run hold slots: adopt them before starting anything.
     supervisor.adopt_orphans().await;
     supervisor.cancel_requested().await;
@@ -125,6 +138,7 @@ pub async fn run(
                 supervisor.adopt_orphans().await;
                 supervisor.cancel_requested().await;
                 supervisor.dispatch().await;
+                supervisor.update_running_stats();
             }
             Some(project) = next_change(&mut changes) => {
                 supervisor.catch_up(project, &mut changes).await;
@@ -271,7 +285,7 @@ impl Supervisor {
                 };
                 let app = self.app.clone();
                 tokio::spawn(async move {
-                    record_end(&app, &record, end).await;
+                    record_end(&app, &record, end, None).await;
                     drop(lock);
                 });
                 return;
@@ -292,8 +306,18 @@ impl Supervisor {
         );
         let key = (record.job.project.clone(), record.job.id.clone());
         self.watch_child(key.clone(), child);
-        self.crawls
-            .insert(key, Crawl { record, pid, _lock: lock, cancel_deadline: None, killed: false, ending: false });
+        self.crawls.insert(
+            key,
+            Crawl {
+                record,
+                pid,
+                _lock: lock,
+                cancel_deadline: None,
+                killed: false,
+                ending: false,
+                log: Arc::default(),
+            },
+        );
     }
 
     async fn save_running(&self, record: &RunningJob) -> std::io::Result<()> {
@@ -368,6 +392,7 @@ impl Supervisor {
     fn finish(&mut self, ended: Ended) {
         let Some(crawl) = self.crawls.get_mut(&ended.key).filter(|c| !c.ending) else { return };
         crawl.ending = true;
+        crawl.log.end();
         let end_time = local_time(chrono::Local::now());
         let task = record_crawl_end(
             self.app.clone(),
@@ -375,9 +400,32 @@ impl Supervisor {
             crawl.cancel_deadline.is_some(),
             ended,
             end_time,
+            crawl.log.clone(),
             self.recorded_tx.clone(),
         );
         tokio::spawn(task);
+    }
+
+    /// Brings LogParser's files of this instance's running crawls up to date with their logs, in
+    /// the background (every `poll_interval`; an update still under way is not doubled).
+    fn update_running_stats(&self) {
+        let Some(files) = stats_files(&self.app) else { return };
+        if self.crawls.is_empty() || self.updating_stats.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let crawls: Vec<(PendingJob, Arc<RunningLog>)> =
+            self.crawls.values().filter(|c| !c.ending).map(|c| (c.record.job.clone(), c.log.clone())).collect();
+        let updating = self.updating_stats.clone();
+        tokio::task::spawn_blocking(move || {
+            let named: Vec<(JobName<'_>, &RunningLog)> = crawls
+                .iter()
+                .map(|(job, log)| (JobName { project: &job.project, spider: &job.spider, id: &job.id }, &**log))
+                .collect();
+            if let Err(err) = files.record_running(&named) {
+                tracing::warn!("cannot update LogParser's stats files of running crawls: {err}");
+            }
+            updating.store(false, Ordering::SeqCst);
+        });
     }
 
     /// Sends a cancel signal to the crawl; the second cancel of a crawl kills its whole group.
@@ -500,7 +548,15 @@ impl Supervisor {
                     let deadline = (record.cancels_acted_on > 0).then(|| Instant::now() + self.app.config.cancel_grace);
                     self.crawls.insert(
                         key,
-                        Crawl { record, pid, _lock: lock, cancel_deadline: deadline, killed: false, ending: false },
+                        Crawl {
+                            record,
+                            pid,
+                            _lock: lock,
+                            cancel_deadline: deadline,
+                            killed: false,
+                            ending: false,
+                            log: Arc::default(),
+                        },
                     );
                 }
                 _ => {
@@ -508,7 +564,7 @@ impl Supervisor {
                     let never_started = identity.is_none();
                     let cancelled = !self.app.index.spool().cancel_requests(&key.0, &key.1).is_empty();
                     let end = End::from_result(result, cancelled, never_started);
-                    record_end(&self.app, &record, end).await;
+                    record_end(&self.app, &record, end, None).await;
                     drop(lock);
                 }
             }
@@ -559,6 +615,7 @@ async fn record_crawl_end(
     cancelled: bool,
     ended: Ended,
     end_time: String,
+    log: Arc<RunningLog>,
     recorded: mpsc::UnboundedSender<JobKey>,
 ) {
     let result = read_result(&app, &record.job).await;
@@ -579,7 +636,7 @@ async fn record_crawl_end(
         outcome = ?end.outcome,
         "Process finished"
     );
-    record_end(&app, &record, end).await;
+    record_end(&app, &record, end, Some(log)).await;
     let _ = recorded.send(ended.key);
 }
 
@@ -589,8 +646,9 @@ async fn read_result(app: &App, job: &PendingJob) -> Option<RunResult> {
 }
 
 /// Appends the finished record and removes the running one. The caller holds the job's lock
-/// until this returns.
-async fn record_end(app: &App, record: &RunningJob, end: End) {
+/// until this returns. `log` is how far LogParser's files of the crawl got while it ran, if
+/// this instance supervised it.
+async fn record_end(app: &App, record: &RunningJob, end: End, log: Option<Arc<RunningLog>>) {
     let job = &record.job;
     let finished = FinishedJob {
         id: job.id.clone(),
@@ -609,9 +667,31 @@ async fn record_end(app: &App, record: &RunningJob, end: End) {
         stats: end.stats,
     };
     let index = app.index.clone();
-    if let Err(err) = blocking(move || index.finish(&finished)).await {
-        tracing::error!(project = job.project, job = job.id, "cannot record the end of the job: {err}");
+    let recorded = blocking(move || index.finish(&finished).map(|()| finished)).await;
+    match recorded {
+        Ok(finished) => write_stats_files(app, finished, log),
+        Err(err) => tracing::error!(project = job.project, job = job.id, "cannot record the end of the job: {err}"),
     }
+}
+
+/// Where LogParser's files go, unless logs are off.
+fn stats_files(app: &App) -> Option<StatsFiles> {
+    StatsFiles::new(&app.config, app.index.spool().internal("stats.json.lock"))
+}
+
+/// Writes LogParser's files for a finished job in the background: they read the whole log, and
+/// the job's slot need not wait for that.
+fn write_stats_files(app: &App, finished: FinishedJob, log: Option<Arc<RunningLog>>) {
+    let Some(files) = stats_files(app) else { return };
+    tokio::task::spawn_blocking(move || {
+        if let Err(err) = files.record(&finished, log.as_deref()) {
+            tracing::warn!(
+                project = finished.project,
+                job = finished.id,
+                "cannot write LogParser's stats files: {err}"
+            );
+        }
+    });
 }
 
 fn kill_group(crawl: &mut Crawl) {

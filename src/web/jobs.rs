@@ -4,15 +4,25 @@
 //! the columns Project, Spider, Job, PID, Start, Runtime, Finish, Log, Items in that order, and
 //! reads Start and Finish as `%Y-%m-%d %H:%M:%S`; so the markup copies stock's templates to the
 //! whitespace.
+//!
+//! After stock's columns come two of ours, what each finished crawl did: items scraped and pages
+//! crawled, from the stats the runner recorded. Their cells carry a `class`, which no stock cell
+//! has: ScrapydWeb's regex only takes `<td>` without attributes for its optional columns, so it
+//! never mistakes one of ours for a missing stock column (Items, with no `items_dir`).
 
 use super::{escape, indent};
 use crate::app::{App, blocking};
 use crate::links::Links;
 use crate::spool::index::Snapshot;
+use crate::spool::records::python_timedelta;
 use chrono::NaiveDateTime;
 
+/// Our columns after stock's: header text and the class of their cells.
+const SCRAPED: (&str, &str) = ("Items scraped", "items-scraped");
+const CRAWLED: (&str, &str) = ("Pages crawled", "pages-crawled");
+
 /// The column headers: stock's eight, then `Items` with local items, then `Cancel` when the
-/// cancel service is enabled.
+/// cancel service is enabled, then ours.
 fn headers(app: &App) -> Vec<&'static str> {
     let mut headers = vec!["Project", "Spider", "Job", "PID", "Start", "Runtime", "Finish", "Log"];
     if app.config.items_local().is_some() {
@@ -21,6 +31,7 @@ fn headers(app: &App) -> Vec<&'static str> {
     if app.services.contains_key("cancel.json") {
         headers.push("Cancel");
     }
+    headers.extend([SCRAPED.0, CRAWLED.0]);
     headers
 }
 
@@ -81,7 +92,10 @@ fn rows(headers: &[&str], snapshot: Snapshot, mut links: Links, base: &str) -> (
             .iter()
             .map(|header| {
                 let value = cells.iter().find(|(name, _)| name == header).map(|(_, v)| v.as_str()).unwrap_or("");
-                format!("<td>{value}</td>")
+                match [SCRAPED, CRAWLED].iter().find(|(name, _)| name == header) {
+                    Some((_, class)) => format!("<td class=\"{class}\">{value}</td>"),
+                    None => format!("<td>{value}</td>"),
+                }
             })
             .collect();
         format!("<tr>\n{}\n</tr>", indent(&tds.join("\n"), "    "))
@@ -113,7 +127,7 @@ fn rows(headers: &[&str], snapshot: Snapshot, mut links: Links, base: &str) -> (
                 ("Job", escape(&job.id)),
                 ("PID", record.pid.map(|pid| pid.to_string()).unwrap_or_default()),
                 ("Start", seconds(&record.start_time)),
-                ("Runtime", started.map(|start| runtime(now - start)).unwrap_or_default()),
+                ("Runtime", started.map(|start| python_timedelta(now - start)).unwrap_or_default()),
                 ("Log", link(links.log_url(&job.project, &job.spider, &job.id), "Log").unwrap_or_default()),
                 ("Items", link(links.items_url(&job.project, &job.spider, &job.id), "Items").unwrap_or_default()),
                 ("Cancel", cancel_button(base, &job.project, &job.id)),
@@ -124,7 +138,9 @@ fn rows(headers: &[&str], snapshot: Snapshot, mut links: Links, base: &str) -> (
         .finished
         .iter()
         .map(|job| {
-            let elapsed = parse_time(&job.start_time).zip(parse_time(&job.end_time)).map(|(s, e)| runtime(e - s));
+            let elapsed =
+                parse_time(&job.start_time).zip(parse_time(&job.end_time)).map(|(s, e)| python_timedelta(e - s));
+            let summary = job.summary();
             row(&[
                 ("Project", escape(&job.project)),
                 ("Spider", escape(&job.spider)),
@@ -134,6 +150,8 @@ fn rows(headers: &[&str], snapshot: Snapshot, mut links: Links, base: &str) -> (
                 ("Finish", seconds(&job.end_time)),
                 ("Log", link(links.log_url(&job.project, &job.spider, &job.id), "Log").unwrap_or_default()),
                 ("Items", link(links.items_url(&job.project, &job.spider, &job.id), "Items").unwrap_or_default()),
+                (SCRAPED.0, summary.map(|s| s.items_scraped.to_string()).unwrap_or_default()),
+                (CRAWLED.0, summary.map(|s| s.pages_crawled.to_string()).unwrap_or_default()),
             ])
         })
         .collect();
@@ -156,29 +174,4 @@ fn parse_time(text: &str) -> Option<NaiveDateTime> {
 /// A time without its microseconds, as the page shows it.
 fn seconds(text: &str) -> String {
     text.split('.').next().unwrap_or(text).to_string()
-}
-
-/// A duration as Python's `timedelta` prints it without microseconds: `0:00:01`, `1 day, 1:02:05`.
-fn runtime(duration: chrono::TimeDelta) -> String {
-    let total = duration.num_seconds().max(0);
-    let (days, rest) = (total / 86_400, total % 86_400);
-    let clock = format!("{}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60);
-    match days {
-        0 => clock,
-        1 => format!("1 day, {clock}"),
-        n => format!("{n} days, {clock}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn runtimes_read_like_python_timedelta() {
-        assert_eq!(runtime(chrono::TimeDelta::seconds(1)), "0:00:01");
-        assert_eq!(runtime(chrono::TimeDelta::seconds(86_400 + 3725)), "1 day, 1:02:05");
-        assert_eq!(runtime(chrono::TimeDelta::seconds(3 * 86_400)), "3 days, 0:00:00");
-        assert_eq!(runtime(chrono::TimeDelta::milliseconds(1500)), "0:00:01");
-    }
 }

@@ -2,8 +2,11 @@
 
 pub mod client;
 pub mod python;
+pub mod scene;
+pub mod scrapydweb;
 pub mod site;
 pub mod stock;
+pub mod webdriver;
 
 pub use client::{Reply, multipart};
 
