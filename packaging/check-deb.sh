@@ -149,7 +149,7 @@ for script in postinst prerm postrm; do
 done
 if command -v shellcheck >/dev/null; then
     shellcheck --shell=sh "$root"/DEBIAN/{postinst,prerm,postrm} || fail "shellcheck on the maintainer scripts"
-    shellcheck packaging/build-deb.sh packaging/check-deb.sh || fail "shellcheck on the packaging scripts"
+    shellcheck packaging/*.sh .ci/run || fail "shellcheck on the packaging scripts and .ci/run"
     ok "maintainer scripts: sh -n and shellcheck clean"
 else
     ok "maintainer scripts: sh -n clean (shellcheck not installed, skipped)"
@@ -211,8 +211,13 @@ ok "lintian: no errors, no warnings"
 version_line=$("$root/usr/bin/scrapyd-rs" --version)
 [ "$version_line" = "scrapyd-rs $cargo_version (Scrapyd 1.6.0 compatible)" ] || fail "--version printed '$version_line'"
 
-python=${SCRAPYD_RS_TEST_PYTHON:-$PWD/${CARGO_TARGET_DIR:-target}/test-venv/bin/python}
-if [ -z "${SCRAPYD_RS_TEST_PYTHON:-}" ] && [ ! -e "${CARGO_TARGET_DIR:-target}/test-venv/.ready" ]; then
+target_dir=${CARGO_TARGET_DIR:-target}
+case $target_dir in
+/*) ;;
+*) target_dir=$PWD/$target_dir ;;
+esac
+python=${SCRAPYD_RS_TEST_PYTHON:-$target_dir/test-venv/bin/python}
+if [ -z "${SCRAPYD_RS_TEST_PYTHON:-}" ] && [ ! -e "$target_dir/test-venv/.ready" ]; then
     echo "check-deb: provisioning the test venv with one test" >&2
     cargo test --quiet --test tests runner::list_shows_the_spiders_of_the_egg >&2
 fi
