@@ -7,7 +7,8 @@
 # a root tree is staged from the inputs in packaging/ and packed with `dpkg-deb --build`, owned
 # by root. The package version is Cargo.toml's version plus the Debian revision of the top entry
 # of packaging/debian/changelog, which must agree with Cargo.toml. Every file gets the
-# changelog entry's date as its time, so the same sources give the same package.
+# changelog entry's date as its time, so the same sources, built in the same directory with the
+# same toolchain, give the same package, byte for byte.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,9 +64,10 @@ sed -e "s/@VERSION@/$version/g" -e "s/@DATE@/$date/g" packaging/scrapyd-rs.8 | g
 gzip -9n <"$changelog" >"$doc/changelog.Debian.gz"
 install -m 0644 packaging/debian/lintian-overrides "$overrides/$package"
 
-# The copyright file names every crate linked into the binary (proc-macros run only at build time).
+# The copyright file names every crate linked into the binary: not the package itself (its
+# line names the checkout's path), nor proc-macros, which run only at build time.
 crates=$(cargo tree --locked --edges normal --prefix none --format '{p} {l}' \
-    | grep -v '(proc-macro)' | sed -e 's/ (\*)$//' -e 's/^/ /' | sort -u)
+    | grep -v -e "^$package v" -e '(proc-macro)' | sed -e 's/ (\*)$//' -e 's/^/ /' | sort -u)
 [ -n "$crates" ] || die "cargo tree listed no crates"
 awk -v crates="$crates" '$0 == "@CRATES@" { print crates; next } { print }' packaging/debian/copyright >"$doc/copyright"
 chmod 0644 "$doc/copyright"
