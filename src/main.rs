@@ -105,6 +105,9 @@ fn migrate(config: &scrapyd_rs::Config, dry_run: bool) -> ExitCode {
 }
 
 async fn serve(config: scrapyd_rs::Config, pidfile: Option<PathBuf>) -> std::io::Result<()> {
+    // Before anything can be connected to: a SIGTERM that arrives while the daemon starts (a
+    // stop right after a start) must stop it gracefully, not kill it by the default action.
+    let shutdown = shutdown_signal()?;
     let listeners = scrapyd_rs::bind(&config).await?;
     if let Some(listener) = &listeners.tcp {
         tracing::info!("Scrapyd web console available at http://{}/", listener.local_addr()?);
@@ -120,7 +123,7 @@ async fn serve(config: scrapyd_rs::Config, pidfile: Option<PathBuf>) -> std::io:
         std::fs::write(path, format!("{}\n", std::process::id()))?;
     }
     let socket = config.unix_socket_path.clone();
-    let result = scrapyd_rs::run(config, listeners, shutdown_signal()).await;
+    let result = scrapyd_rs::run(config, listeners, shutdown).await;
     if let Some(path) = socket {
         let _ = std::fs::remove_file(path);
     }
@@ -130,18 +133,17 @@ async fn serve(config: scrapyd_rs::Config, pidfile: Option<PathBuf>) -> std::io:
     result
 }
 
-/// Completes on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT handlers now, and returns what completes on either.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::error!("cannot install signal handlers; stop the daemon with SIGKILL");
-        return std::future::pending().await;
-    };
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    };
-    tracing::info!("Received {name}, shutting down.");
+    let (mut term, mut int) = (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?);
+    Ok(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!("Received {name}, shutting down.");
+    })
 }
 
 fn init_logging(logfile: Option<&std::path::Path>) -> std::io::Result<()> {

@@ -296,15 +296,25 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
     }
     let mut ini = embedded_defaults()?;
     let mut read = Vec::new();
+    let mut unreadable = Vec::new();
     for path in sources.candidates() {
         let is_extra = sources.extra_files.contains(&path);
-        if ini.read_file(&path)? {
-            read.push(path);
-        } else if is_extra {
-            return Err(ConfigError::MissingFile { path });
+        match ini.read_file(&path) {
+            Ok(true) => read.push(path),
+            Ok(false) if is_extra => return Err(ConfigError::MissingFile { path }),
+            Ok(false) => {}
+            // A file of the search path the daemon's user may not read (`~/.scrapyd.conf` of
+            // another user's HOME, say) is skipped, as stock skips it, but said; a `--config`
+            // file was asked for by name, so not reading it is an error.
+            Err(IniError::Io { source, .. }) if !is_extra && source.kind() == std::io::ErrorKind::PermissionDenied => {
+                unreadable.push(format!("{}: not read ({source})", path.display()));
+            }
+            Err(err) => return Err(err.into()),
         }
     }
-    Config::from_ini(&ini, read, sources)
+    let mut config = Config::from_ini(&ini, read, sources)?;
+    config.warnings.splice(0..0, unreadable);
+    Ok(config)
 }
 
 /// A parser holding only the built-in defaults.
