@@ -198,10 +198,16 @@ enum Lookup<T, F> {
 /// this worker's other tasks to another thread while it blocks, and the request itself skips two
 /// thread switches (to a blocking-pool thread and back), a good part of a short request's time on
 /// a busy two-core machine (measured: `schedule.json` 10-15% faster with the spool on tmpfs).
-/// Anywhere else (a current-thread runtime) it goes to the blocking pool.
+/// Each such hand-off needs a blocking-pool thread to take over the worker, so only
+/// [`IN_PLACE`] sections run this way at once; beyond that (hundreds of requests waiting on a slow
+/// disk) the work queues in the blocking pool and the async workers stay free for the requests
+/// that need no disk. Anywhere else (a current-thread runtime) it goes to the blocking pool.
 pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     use tokio::runtime::{Handle, RuntimeFlavor};
-    if Handle::try_current().is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::MultiThread) {
+    static SECTIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(IN_PLACE);
+    if Handle::try_current().is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::MultiThread)
+        && let Ok(_permit) = SECTIONS.try_acquire()
+    {
         return tokio::task::block_in_place(work);
     }
     match tokio::task::spawn_blocking(work).await {
@@ -209,3 +215,6 @@ pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'stat
         Err(err) => std::panic::resume_unwind(err.into_panic()),
     }
 }
+
+/// How many blocking sections may run in place at once (tokio's blocking pool has 512 threads).
+const IN_PLACE: usize = 64;

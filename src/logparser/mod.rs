@@ -53,7 +53,10 @@ impl StatsFiles {
             "" | "0.0.0.0" | "::" => "127.0.0.1",
             address => address,
         };
-        Some(StatsFiles { logs_dir, server: format!("{host}:{}", config.http_port), lock_path })
+        // Unix socket only (no TCP port): stock's default port, where LogParser would look.
+        let port = if config.http_port == 0 { 6800 } else { config.http_port };
+        let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_string() };
+        Some(StatsFiles { logs_dir, server: format!("{host}:{port}"), lock_path })
     }
 
     /// Writes a finished job's `<job>.json` and its entry in `stats.json`, once any update for

@@ -2,8 +2,8 @@
 //!
 //! LogParser runs its regexes over the whole text; a Scrapy log is line-oriented, so the same
 //! facts come from reading it once, line by line, keeping only bounded state: the first 100
-//! lines, the last 200, the last ten entries of each log category, and the latest line of each
-//! kind it reports. An *entry* is a log line with a level (`DEBUG` ... `CRITICAL`) and the lines
+//! lines, the last 200, the last ten entries of each log category (each cut to 200 lines and
+//! 64 KiB), and the latest line of each kind it reports. An *entry* is a log line with a level (`DEBUG` ... `CRITICAL`) and the lines
 //! that follow it up to the next one (a traceback, a stats dump, an item).
 
 use std::collections::VecDeque;
@@ -171,7 +171,7 @@ impl Scanner {
 
         let Some(time) = timestamp(line) else {
             if let Some((_, rest)) = &mut self.entry {
-                rest.push(line.to_string());
+                push_continuation(rest, line);
             }
             return;
         };
@@ -191,7 +191,7 @@ impl Scanner {
             self.end_entry();
             self.entry = Some((line.to_string(), Vec::new()));
         } else if let Some((_, rest)) = &mut self.entry {
-            rest.push(line.to_string());
+            push_continuation(rest, line);
         }
     }
 
@@ -282,6 +282,19 @@ fn cut(line: &str) -> std::borrow::Cow<'_, str> {
     format!("{} [... {} bytes cut]", &line[..end], line.len() - end).into()
 }
 
+/// The most of an entry's continuation lines kept, by count and by bytes: enough for a stats dump,
+/// a traceback or an item, while a spider that prints whole pages between two log lines does not
+/// make the daemon hold them.
+const ENTRY_LINES: usize = 200;
+const ENTRY_BYTES: usize = 64 * 1024;
+
+fn push_continuation(rest: &mut Vec<String>, line: &str) {
+    let held: usize = rest.iter().map(String::len).sum();
+    if rest.len() < ENTRY_LINES && held + line.len() <= ENTRY_BYTES {
+        rest.push(line.to_string());
+    }
+}
+
 /// `YYYY-MM-DD HH:MM:SS` when the line starts with it and a space, as Scrapy's log lines do.
 pub fn timestamp(line: &str) -> Option<&str> {
     let bytes = line.as_bytes();
@@ -370,6 +383,20 @@ fn shutdown_reason(message: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_entry_keeps_a_bounded_part_of_what_follows_it() {
+        let mut rest = Vec::new();
+        for _ in 0..1000 {
+            push_continuation(&mut rest, "a line printed by the spider");
+        }
+        assert_eq!(rest.len(), ENTRY_LINES);
+        let mut rest = Vec::new();
+        for _ in 0..100 {
+            push_continuation(&mut rest, &"x".repeat(10_000));
+        }
+        assert_eq!(rest.len(), ENTRY_BYTES / 10_000);
+    }
 
     const LOG: &str = "\
 2026-11-25 04:09:08 [scrapy.utils.log] INFO: Scrapy 2.13.3 started (bot: demo)

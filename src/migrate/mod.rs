@@ -40,7 +40,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Import,
-    /// Reads the stock files and the ledger, writes nothing anywhere.
+    /// Reads the stock files and the ledger and imports nothing. (Loading the spool's index for
+    /// the comparison still does the spool's usual housekeeping: stray temporary files, spares
+    /// left by a crash.)
     DryRun,
 }
 
@@ -102,7 +104,7 @@ pub fn run(config: &Config, index: &JobIndex, mode: Mode) -> Report {
 }
 
 /// [`run`] without a daemon (`scrapyd-rs migrate`): loads the spool's index itself. A dry run
-/// creates nothing, not even the spool.
+/// imports nothing and never creates the spool.
 pub fn run_alone(config: &Config, mode: Mode) -> io::Result<Report> {
     let spool = Spool::new(&config.spool_dir);
     let log = FinishedLog::new(&spool.internal("finished.jl"));

@@ -108,11 +108,17 @@ impl FinishedLog {
         // short by the lines of at most one append.
         let lines = counted + jobs.len() as u64;
         if lines > (keep + slack(keep)) as u64 {
-            let inode = self.compact(keep)?;
-            write_line_count(&lock, inode, keep.min(lines as usize) as u64)
-        } else {
-            write_line_count(&lock, inode, lines)
+            match self.compact(keep) {
+                Ok(inode) => return write_line_count(&lock, inode, keep.min(lines as usize) as u64),
+                // The jobs are recorded durably; a log left long is tried again next time.
+                Err(err) => tracing::warn!("cannot compact {}: {err}", self.path.display()),
+            }
         }
+        // Only a hint: the jobs are recorded whether or not the count is.
+        if let Err(err) = write_line_count(&lock, inode, lines) {
+            tracing::warn!("cannot update the line count of {}: {err}", self.path.display());
+        }
+        Ok(())
     }
 
     /// Rewrites the log with its newest `keep` entries and returns the new file's inode. The

@@ -14,7 +14,7 @@
 //! - a spare is only filled under the project's lock, so a filled spare found under that lock was
 //!   left by a crash, whoever made it;
 //! - a spare's name carries its maker's pid and process start time: blank spares of a maker that
-//!   is gone are removed, those of a live one are left to it;
+//!   is gone are removed once an hour old, those of a live one are left to it;
 //! - JSON allows trailing whitespace, so a filled spare is a valid record as it stands.
 //!
 //! A record too large for a spare, or a project without spares yet, takes the ordinary path
@@ -98,9 +98,14 @@ impl Spares {
             // write and an fdatasync (measured 0.14 ms against 0.20 ms per 4 KiB on this disk).
             let file = match OpenOptions::new().read(true).write(true).custom_flags(libc::O_DSYNC).open(&path) {
                 Ok(file) => file,
-                // Removed with its project directory: try the next one.
+                // Removed with its project directory, or by another instance: try the next one.
                 Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                Err(err) => return Err(err),
+                // Out of descriptors, or a filesystem that refuses O_DSYNC: the ordinary path
+                // may still work.
+                Err(err) => {
+                    tracing::warn!("cannot open the spare {}: {err}; writing the job as a new file", path.display());
+                    return Ok(false);
+                }
             };
             let mut first = [0u8; 1];
             if file.read_exact_at(&mut first, 0).is_err() || first[0] != b' ' {
@@ -172,7 +177,7 @@ impl Spares {
 
     /// Deals with spares a crash left in `dir` (the caller holds the project's lock): a filled
     /// one is renamed to the name `name_of` gives its record, a blank one whose maker is gone is
-    /// removed, a torn one (a fill that was never acknowledged) is handed to `torn`.
+    /// removed once stale, a torn one (a fill that was never acknowledged) is handed to `torn`.
     pub fn recover<T: serde::de::DeserializeOwned>(
         &self,
         dir: &Path,
@@ -189,34 +194,11 @@ impl Spares {
             let Ok(spare) = entry.file_name().into_string() else { continue };
             let Some(maker) = maker_of(&spare) else { continue };
             let path = dir.join(&spare);
-            let bytes = if spare_is_ours(&self.owner, &spare) || is_alive(&maker) {
-                // A live maker's spare may be filled only if it crashed mid-fill: impossible
-                // while it lives, so only a non-blank one is looked at.
-                match read_if_filled(&path)? {
-                    Some(bytes) => bytes,
-                    None => continue,
-                }
-            } else {
-                match fs::read(&path) {
-                    Ok(bytes) => bytes,
-                    Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                    Err(err) => return Err(err),
-                }
-            };
-            if bytes.iter().all(|&b| b == b' ' || b == b'\n') {
-                if !spare_is_ours(&self.owner, &spare) && !is_alive(&maker) {
-                    let _ = fs::remove_file(&path);
-                }
-                continue;
-            }
-            match serde_json::from_slice::<T>(&bytes) {
-                Ok(record) => {
-                    let name = name_of(&record);
-                    tracing::info!("{}: recovered {name}, acknowledged before a crash", dir.display());
-                    fs::rename(&path, dir.join(name))?;
-                    renamed = true;
-                }
-                Err(_) => torn(&path),
+            // A spare that cannot be read or renamed is reported and left for the next look: it
+            // must not keep the project's other jobs from being changed.
+            match self.recover_one(&path, &maker, &name_of, &torn) {
+                Ok(moved) => renamed |= moved,
+                Err(err) => tracing::warn!("cannot recover the spare {}: {err}", path.display()),
             }
         }
         if renamed {
@@ -224,6 +206,48 @@ impl Spares {
         }
         Ok(())
     }
+
+    /// Recovers one spare; `true` when it held a job, now renamed into place.
+    fn recover_one<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &Path,
+        maker: &Maker,
+        name_of: &impl Fn(&T) -> String,
+        torn: &impl Fn(&Path),
+    ) -> io::Result<bool> {
+        let Some(spare) = path.file_name().and_then(|n| n.to_str()) else { return Ok(false) };
+        // A live maker's spare can only be filled if it crashed mid-fill, impossible while it
+        // lives; a blank one is left alone unless it is both stale and of a maker not seen alive.
+        // (A maker in another PID namespace looks dead from here: it loses only spares it left
+        // unused for an hour, never one it is about to fill.)
+        let ours_or_alive = spare_is_ours(&self.owner, spare) || is_alive(maker);
+        let Some(bytes) = read_if_filled(path)? else {
+            if !ours_or_alive && is_stale(path) {
+                let _ = fs::remove_file(path);
+            }
+            return Ok(false);
+        };
+        match serde_json::from_slice::<T>(&bytes) {
+            Ok(record) => {
+                let name = name_of(&record);
+                let dir = path.parent().unwrap_or(Path::new("."));
+                tracing::info!("{}: recovered {name}, acknowledged before a crash", dir.display());
+                fs::rename(path, dir.join(name))?;
+                Ok(true)
+            }
+            Err(_) => {
+                torn(path);
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// How long a blank spare of a maker not seen alive is kept.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+fn is_stale(path: &Path) -> bool {
+    fs::metadata(path).and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().unwrap_or_default() > STALE_AFTER)
 }
 
 fn blank() -> Vec<u8> {
@@ -326,6 +350,15 @@ mod tests {
         filled.resize(SPARE_SIZE, b' ');
         fs::write(dir.path().join(format!("{dead}-1")), &filled).unwrap();
         fs::write(dir.path().join(format!("{dead}-2")), blank()).unwrap();
+        let an_hour_ago = std::time::SystemTime::now() - STALE_AFTER - std::time::Duration::from_secs(1);
+        File::options()
+            .write(true)
+            .open(dir.path().join(format!("{dead}-2")))
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
+        // A recent blank of a maker not seen alive (maybe in another PID namespace) stays.
+        fs::write(dir.path().join(format!("{dead}-4")), blank()).unwrap();
         fs::write(dir.path().join(format!("{dead}-3")), b"{\"id\":\"tor").unwrap();
         let live = Spares::default();
         fs::write(dir.path().join(format!("{PREFIX}{}-9", live.owner)), blank()).unwrap();
@@ -339,7 +372,8 @@ mod tests {
         let mut names: Vec<String> =
             fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
-        let expected = [format!("{PREFIX}{}-9", live.owner), format!("{dead}-3"), "kept.json".to_string()];
+        let expected =
+            [format!("{PREFIX}{}-9", live.owner), format!("{dead}-3"), format!("{dead}-4"), "kept.json".to_string()];
         let mut expected = expected.to_vec();
         expected.sort();
         assert_eq!(names, expected, "the live maker's blank stays; the torn one is left to the handler");

@@ -41,7 +41,7 @@ pub fn watch_projects(spool_dir: &Path) -> io::Result<mpsc::UnboundedReceiver<St
     watch.add(spool_dir, Watched::Root)?;
     for entry in std::fs::read_dir(spool_dir)?.flatten() {
         if let Some(project) = entry.file_name().to_str() {
-            watch.add_project(project);
+            let _ = watch.add_project(project);
         }
     }
     let (changes, receiver) = mpsc::unbounded_channel();
@@ -94,17 +94,19 @@ impl SpoolWatch {
 
     /// Watches a project's directory and whichever of `pending/` and `running/` exist (the
     /// others are picked up when they appear). Names that are not projects are skipped.
-    fn add_project(&mut self, project: &str) {
-        if project == super::INTERNAL_DIR || project.starts_with('.') {
-            return;
+    /// Returns whether `project` is now watched (a name that is not a project directory is not).
+    fn add_project(&mut self, project: &str) -> bool {
+        if project == super::INTERNAL_DIR {
+            return false;
         }
         let dir = self.root.join(project);
         if self.add(&dir, Watched::Project(project.to_string())).is_err() {
-            return; // not a directory, or gone again
+            return false; // not a directory, or gone again
         }
         for (name, running) in [("pending", false), ("running", true)] {
             let _ = self.add(&dir.join(name), Watched::Jobs { project: project.to_string(), running });
         }
+        true
     }
 
     /// Applies one event: watches what appeared, and returns the projects to look at again.
@@ -131,8 +133,11 @@ impl SpoolWatch {
         };
         match what {
             Watched::Root => {
-                self.add_project(name);
-                vec![name.to_string()]
+                if self.add_project(name) {
+                    vec![name.to_string()]
+                } else {
+                    Vec::new()
+                }
             }
             Watched::Project(project) => {
                 if let Some(running) = match name {
@@ -182,6 +187,8 @@ mod tests {
         // The project's lock file and spare files are not job files.
         fs::write(root.path().join("old/.lock"), b"1").unwrap();
         fs::write(root.path().join("old/pending/.spare-1-2-3"), b" ").unwrap();
+        // Nor is a file that appears beside the projects.
+        fs::write(root.path().join("not-a-project"), b"").unwrap();
         assert!(quiet(&mut changes).await);
 
         // A new project, then its directories, then a job and a cancel request in it.
