@@ -388,23 +388,11 @@ fn now_and_timestamp(now: NaiveDateTime) -> (String, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spool::records::Outcome;
 
     fn job(stats: Option<Value>) -> FinishedJob {
         FinishedJob {
-            id: "j1".into(),
-            project: "p".into(),
-            spider: "s".into(),
-            version: None,
-            start_time: "2026-11-25 04:09:07.000000".into(),
-            end_time: "2026-11-25 04:09:09.123456".into(),
-            outcome: Outcome::Finished,
-            exit_code: Some(0),
-            signal: None,
-            reason: None,
-            node: "n".into(),
-            pid: Some(1),
             stats,
+            ..FinishedJob::for_tests("j1", "2026-11-25 04:09:07.000000", "2026-11-25 04:09:09.123456")
         }
     }
 

@@ -270,24 +270,9 @@ fn cut_torn_tail(file: &mut File) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spool::records::Outcome;
 
     fn job(id: &str) -> FinishedJob {
-        FinishedJob {
-            id: id.into(),
-            project: "p".into(),
-            spider: "s".into(),
-            version: None,
-            start_time: "2026-01-01 00:00:00.000000".into(),
-            end_time: "2026-01-01 00:00:01.000000".into(),
-            outcome: Outcome::Finished,
-            exit_code: Some(0),
-            signal: None,
-            reason: None,
-            node: "n".into(),
-            pid: Some(1),
-            stats: None,
-        }
+        FinishedJob::for_tests(id, "2026-01-01 00:00:00.000000", "2026-01-01 00:00:01.000000")
     }
 
     fn ids(jobs: &[FinishedJob]) -> Vec<&str> {

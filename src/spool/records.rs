@@ -281,6 +281,28 @@ pub fn now_ns() -> u64 {
 }
 
 #[cfg(test)]
+impl FinishedJob {
+    /// A job of spider `s` in project `p` that finished with exit code 0, for unit tests.
+    pub fn for_tests(id: &str, start_time: &str, end_time: &str) -> FinishedJob {
+        FinishedJob {
+            id: id.into(),
+            project: "p".into(),
+            spider: "s".into(),
+            version: None,
+            start_time: start_time.into(),
+            end_time: end_time.into(),
+            outcome: Outcome::Finished,
+            exit_code: Some(0),
+            signal: None,
+            reason: None,
+            node: "n".into(),
+            pid: Some(1),
+            stats: None,
+        }
+    }
+}
+
+#[cfg(test)]
 impl PendingJob {
     /// A job of spider `s` in project `p`, for unit tests.
     pub fn for_tests(id: &str, priority: f64, enqueued_ns: u64) -> PendingJob {
