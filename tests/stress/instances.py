@@ -306,7 +306,9 @@ def main():
         with open(os.path.join(data, "spool", ".scrapyd-rs", "finished.jl")) as f:
             lines = collections.Counter(json.loads(line)["id"] for line in f if line.strip())
         log_dir = os.path.join(data, "logs", "demo", "args")
-        logs = {name[: -len(".log")]: name for name in os.listdir(log_dir)} if os.path.isdir(log_dir) else {}
+        # Only the crawl logs: the daemon also writes LogParser's <job>.json beside each.
+        names = os.listdir(log_dir) if os.path.isdir(log_dir) else []
+        logs = {name[: -len(".log")]: name for name in names if name.endswith(".log")}
         starts, closed = {}, {}
         for job, name in logs.items():
             with open(os.path.join(log_dir, name), errors="replace") as f:
