@@ -1,8 +1,10 @@
-//! Spare files: blank pending files made durable ahead of time, so that acknowledging a job costs
-//! one data flush instead of a filesystem journal commit.
+//! Spare files: blank pending files made durable ahead of time, so that acknowledging a job is an
+//! overwrite in place rather than the durable creation of a file.
 //!
-//! Creating a file durably means committing the directory entry and the inode to the
-//! filesystem's journal, and on ext4 that commit dominates the cost of `schedule.json`. A spare is
+//! Creating a file durably means making a new inode, its blocks and its directory entry durable,
+//! which dominated the cost of `schedule.json`. (Measured on ext4 here: 0.21 ms per job through a
+//! spare against 0.39 ms for a new file. The overwrite still updates the inode's mtime, so the
+//! journal still commits once per job; only the allocation and directory work is saved.) A spare is
 //! a file of [`SPARE_SIZE`] spaces whose name, inode and blocks were already made durable (in
 //! batches, by one `syncfs` for many spares, off the request path). Scheduling a job then
 //! overwrites a spare's bytes in place with the record (padded with spaces, so the size does not
