@@ -9,16 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-started=$SECONDS
-passed=0
-ok() {
-    passed=$((passed + 1))
-    echo "ok $passed - $*"
-}
-fail() {
-    echo "check-deb-chroot: FAILED: $*" >&2
-    exit 1
-}
+check_name=check-deb-chroot
+# shellcheck source=packaging/check-lib.sh
+. packaging/check-lib.sh
 [ "$(id -u)" -eq 0 ] || fail "needs root (debootstrap, chroot)"
 for tool in debootstrap curl python3; do
     command -v "$tool" >/dev/null || fail "$tool is missing (apt-get install $tool)"

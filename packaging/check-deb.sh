@@ -19,16 +19,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-started=$SECONDS
-passed=0
-ok() {
-    passed=$((passed + 1))
-    echo "ok $passed - $*"
-}
-fail() {
-    echo "check-deb: FAILED: $*" >&2
-    exit 1
-}
+check_name=check-deb
+# shellcheck source=packaging/check-lib.sh
+. packaging/check-lib.sh
 need() {
     command -v "$1" >/dev/null || fail "$1 is missing (apt-get install $2)"
 }
