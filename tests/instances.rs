@@ -10,6 +10,14 @@ fn ids(list: &Value) -> BTreeSet<String> {
     list.as_array().expect("a list").iter().map(|job| job["id"].as_str().expect("an id").to_string()).collect()
 }
 
+/// Whether `daemon` lists, in `state`, job `id` with every `(key, value)` of `fields`.
+fn lists(daemon: &Daemon, state: &str, id: &str, fields: &[(&str, &str)]) -> bool {
+    let jobs = daemon.get("/listjobs.json").ok()[state].clone();
+    jobs.as_array().is_some_and(|list| {
+        list.iter().any(|job| job["id"] == id && fields.iter().all(|(key, value)| job[*key] == *value))
+    })
+}
+
 fn schedule(daemon: &Daemon, spider: &str, jobid: &str, extra: &[(&str, &[u8])]) {
     let mut fields: Vec<(&str, &[u8])> =
         vec![("project", b"demo"), ("spider", spider.as_bytes()), ("jobid", jobid.as_bytes())];
@@ -66,10 +74,7 @@ fn a_job_is_cancelled_through_an_instance_that_does_not_run_it() {
     let second = Daemon::start_reusing(first.path(), "node_name = second\nmax_proc = 0\nmax_proc_per_cpu = 0\n");
     first.add_version("demo", "r1", &python::egg("demo")).ok();
     schedule(&second, "sleeper", "far", &[("seconds", b"60")]);
-    let running_on_first = || {
-        let running = second.get("/listjobs.json").ok()["running"].clone();
-        running.as_array().is_some_and(|list| list.iter().any(|job| job["id"] == "far" && job["node_name"] == "first"))
-    };
+    let running_on_first = || lists(&second, "running", "far", &[("node_name", "first")]);
     assert!(wait_until(Duration::from_secs(30), running_on_first), "the second instance sees the crawl on the first");
 
     let reply = second.post_form("/cancel.json", &[("project", b"demo"), ("job", b"far")]);
@@ -93,31 +98,18 @@ fn without_the_spool_watch_the_rescan_carries_jobs_and_cancels_between_instances
     first.add_version("demo", "r1", &python::egg("demo")).ok();
 
     schedule(&second, "args", "quick", &[]);
-    let finished_on_first = |daemon: &Daemon| {
-        let finished = daemon.get("/listjobs.json").ok()["finished"].clone();
-        finished
-            .as_array()
-            .is_some_and(|list| list.iter().any(|job| job["id"] == "quick" && job["node_name"] == "first"))
-    };
+    let finished_on_first = |daemon: &Daemon| lists(daemon, "finished", "quick", &[("node_name", "first")]);
     assert!(
         wait_until(Duration::from_secs(60), || finished_on_first(&first) && finished_on_first(&second)),
         "a job scheduled through the instance without slots runs on the other, and both list it finished"
     );
 
     schedule(&second, "sleeper", "long", &[("seconds", b"60")]);
-    let running_on_first = || {
-        let running = second.get("/listjobs.json").ok()["running"].clone();
-        running.as_array().is_some_and(|list| list.iter().any(|job| job["id"] == "long" && job["node_name"] == "first"))
-    };
+    let running_on_first = || lists(&second, "running", "long", &[("node_name", "first")]);
     assert!(wait_until(Duration::from_secs(30), running_on_first), "the second instance sees the crawl running");
     let reply = second.post_form("/cancel.json", &[("project", b"demo"), ("job", b"long")]);
     assert_eq!(reply.ok()["prevstate"], "running");
-    let cancelled = |daemon: &Daemon| {
-        let finished = daemon.get("/listjobs.json").ok()["finished"].clone();
-        finished
-            .as_array()
-            .is_some_and(|list| list.iter().any(|job| job["id"] == "long" && job["outcome"] == "cancelled"))
-    };
+    let cancelled = |daemon: &Daemon| lists(daemon, "finished", "long", &[("outcome", "cancelled")]);
     assert!(
         wait_until(Duration::from_secs(30), || cancelled(&first) && cancelled(&second)),
         "the cancel reaches the crawl through the rescan"

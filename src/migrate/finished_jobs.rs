@@ -10,7 +10,7 @@
 //! Rows come out oldest first (by `end_time`, then `id`), the order of the finished log.
 
 use super::fingerprint::Fingerprint;
-use super::stock_db::{StockDb, Unreadable};
+use super::stock_db::{StockDb, StockRow, Unreadable};
 use rusqlite::types::Value;
 
 /// The stock table of finished jobs.
@@ -20,13 +20,7 @@ pub const TABLE: &str = "finished_jobs";
 pub const FILE: &str = "jobs.db";
 
 /// One row of stock's finished-job table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FinishedRow {
-    pub rowid: i64,
-    /// Names this exact row in the import ledger.
-    pub fingerprint: u64,
-    pub job: Result<StockFinished, String>,
-}
+pub type FinishedRow = StockRow<StockFinished>;
 
 /// A finished job as stock recorded it.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,23 +14,15 @@
 
 use super::fingerprint::Fingerprint;
 use super::python_text;
-use super::stock_db::{StockDb, Unreadable};
+use super::stock_db::{StockDb, StockRow, Unreadable};
 use indexmap::IndexMap;
 use rusqlite::types::Value;
 
 /// The stock table of a project's pending jobs.
 pub const TABLE: &str = "spider_queue";
 
-/// One row of a stock queue.
-#[derive(Debug, Clone, PartialEq)]
-pub struct QueueRow {
-    /// SQLite's rowid (`id`), for reports.
-    pub rowid: i64,
-    /// Names this exact row (rowid, priority and message) in the import ledger.
-    pub fingerprint: u64,
-    /// The job, or why the row cannot be one.
-    pub job: Result<StockJob, String>,
-}
+/// One row of a stock queue: its fingerprint covers rowid, priority and message.
+pub type QueueRow = StockRow<StockJob>;
 
 /// A pending job as stock stored it.
 #[derive(Debug, Clone, PartialEq)]

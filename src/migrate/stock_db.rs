@@ -15,6 +15,17 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
+/// One row of a stock table, decoded: what the import needs to report it and to remember it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StockRow<T> {
+    /// SQLite's rowid, for reports.
+    pub rowid: i64,
+    /// Names this exact row in the import ledger.
+    pub fingerprint: u64,
+    /// The job, or why the row cannot be one.
+    pub job: Result<T, String>,
+}
+
 /// How long a read waits for a writer's lock before the file is reported as locked. Stock holds
 /// its locks only for single-row transactions, so a live but idle stock never causes this.
 const BUSY_WAIT: Duration = Duration::from_secs(2);

@@ -81,6 +81,13 @@ struct Crawl {
     log: Arc<RunningLog>,
 }
 
+impl Crawl {
+    /// A crawl this instance now supervises (just started, or adopted), holding its lock.
+    fn new(record: RunningJob, pid: u32, lock: File, cancel_deadline: Option<Instant>) -> Crawl {
+        Crawl { record, pid, _lock: lock, cancel_deadline, killed: false, ending: false, log: Arc::default() }
+    }
+}
+
 struct Supervisor {
     app: Arc<App>,
     /// Crawls whose finished record has been written: their slots are free.
@@ -306,18 +313,7 @@ impl Supervisor {
         );
         let key = (record.job.project.clone(), record.job.id.clone());
         self.watch_child(key.clone(), child);
-        self.crawls.insert(
-            key,
-            Crawl {
-                record,
-                pid,
-                _lock: lock,
-                cancel_deadline: None,
-                killed: false,
-                ending: false,
-                log: Arc::default(),
-            },
-        );
+        self.crawls.insert(key, Crawl::new(record, pid, lock, None));
     }
 
     async fn save_running(&self, record: &RunningJob) -> std::io::Result<()> {
@@ -546,18 +542,7 @@ impl Supervisor {
                     // If the dead instance signalled the crawl already, escalation carries on;
                     // requests nobody acted on are handled by the next `cancel_requested`.
                     let deadline = (record.cancels_acted_on > 0).then(|| Instant::now() + self.app.config.cancel_grace);
-                    self.crawls.insert(
-                        key,
-                        Crawl {
-                            record,
-                            pid,
-                            _lock: lock,
-                            cancel_deadline: deadline,
-                            killed: false,
-                            ending: false,
-                            log: Arc::default(),
-                        },
-                    );
+                    self.crawls.insert(key, Crawl::new(record, pid, lock, deadline));
                 }
                 _ => {
                     let result = read_result(&self.app, &record.job).await;

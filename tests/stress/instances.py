@@ -328,18 +328,16 @@ def main():
         finished_unacked = sorted(set(unacked) & set(records))
         lost_but_ran = sorted(j["id"] for j in finished if j["outcome"] == "lost" and closed.get(j["id"]))
         never_started_logs = sorted(j for j in records if j not in logs)
-        if lost:
-            violations.append(f"acknowledged but never finished: {lost}")
-        if twice:
-            violations.append(f"run or recorded twice: {twice}")
-        if refused:
-            violations.append(f"refused schedules: {refused[:5]}")
-        if leftovers:
-            violations.append(f"files left in spool/demo/running: {leftovers}")
-        if temp_files:
-            violations.append(f"temporary files left: {temp_files}")
-        if lost_but_ran:
-            violations.append(f"recorded lost although the crawl ran to its end: {lost_but_ran}")
+        for found, what in [
+            (lost, "acknowledged but never finished"),
+            (twice, "run or recorded twice"),
+            (refused[:5], "refused schedules"),
+            (leftovers, "files left in spool/demo/running"),
+            (temp_files, "temporary files left"),
+            (lost_but_ran, "recorded lost although the crawl ran to its end"),
+        ]:
+            if found:
+                violations.append(f"{what}: {found}")
         if any(n > ARGS.max_proc for n in most.values()):
             violations.append(f"an instance ran more than max_proc crawls at once: {dict(most)}")
 
