@@ -15,6 +15,15 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Flushes everything written to the filesystem that holds `path`, data and names, and waits
+/// for it: one device flush for any number of files.
+pub fn sync_filesystem(path: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let file = File::open(path)?;
+    // SAFETY: syncfs takes a file descriptor, which `file` keeps open for the call.
+    if unsafe { libc::syncfs(file.as_raw_fd()) } == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
 /// Creates `dir` and any missing parents, fsyncing each parent whose entry was created.
 pub fn create_dir_all_durable(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {

@@ -1,6 +1,7 @@
 //! What a restarted daemon finds in the spool, in the cases a review showed could go wrong:
 //! priorities JSON cannot write, job ids that look like temporary files, cancel requests left by
-//! an earlier job with the same id, and a claim whose owner died before it had a pid.
+//! an earlier job with the same id, a claim whose owner died before it had a pid, and pending files
+//! a power cut lost after their jobs were acknowledged.
 
 use crate::helper::{Daemon, python, wait_until};
 use serde_json::Value;
@@ -111,4 +112,49 @@ fn jobs_of_a_deleted_project_wait_until_it_is_deployed_again() {
     daemon.add_version("demo", "r2", &python::egg("demo")).ok();
     assert!(wait_until(Duration::from_secs(60), || finished_entry(&daemon, "waiting").is_some()));
     assert_eq!(finished_entry(&daemon, "waiting").unwrap()["outcome"], "finished");
+}
+
+/// What a power cut can do to the spool: the pending files of acknowledged jobs were never
+/// flushed (the journal was), so they may be gone or empty, and the lock file's marks are from
+/// the boot before. The next daemon puts the jobs back from the journal, in their order, and
+/// runs them; a job cancelled before the cut (its removal settled first) stays cancelled.
+#[test]
+fn jobs_acknowledged_before_a_power_cut_come_back_from_the_journal() {
+    let data = tempfile::tempdir().unwrap();
+    let pending = data.path().join("spool/demo/pending");
+    {
+        let daemon = Daemon::start_reusing(data.path(), "max_proc = 1\n");
+        daemon.add_version("demo", "r1", &python::egg("demo")).ok();
+        schedule(&daemon, "sleeper", "busy", &[("seconds", b"60")]);
+        assert!(wait_until(Duration::from_secs(30), || pending_ids(&daemon).is_empty()), "busy started");
+        schedule(&daemon, "args", "cancelled", &[]);
+        let answer = daemon.post_form("/cancel.json", &[("project", b"demo"), ("job", b"cancelled")]).ok();
+        assert_eq!(answer["prevstate"], "pending");
+        for (id, priority) in [("lost", "1"), ("torn", "2"), ("kept", "0")] {
+            schedule(&daemon, "args", id, &[("priority", priority.as_bytes())]);
+        }
+        // The daemon stops here with three jobs pending, and `busy` still crawling.
+    }
+    let file_of = |id: &str| {
+        let names = std::fs::read_dir(&pending).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap());
+        let suffix = format!("-{id}.json");
+        pending.join(names.into_iter().find(|name| name.ends_with(&suffix)).unwrap_or_else(|| panic!("{id}")))
+    };
+    std::fs::remove_file(file_of("lost")).unwrap();
+    std::fs::write(file_of("torn"), b"").unwrap();
+    // Bytes 8..24 of the lock file are the boot id its journal marks were written under.
+    let lock = std::fs::OpenOptions::new().write(true).open(data.path().join("spool/demo/.lock")).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&lock, &[0xee; 16], 8).unwrap();
+
+    let daemon = Daemon::start_reusing(data.path(), "max_proc = 1\n");
+    assert_eq!(pending_ids(&daemon), ["torn", "lost", "kept"], "back, in priority order; cancelled stays gone");
+    assert_eq!(std::fs::read_dir(&pending).unwrap().count(), 3, "nothing else was put back");
+    cancel_all(&daemon);
+    assert!(
+        wait_until(Duration::from_secs(90), || ["torn", "lost", "kept"]
+            .iter()
+            .all(|id| finished_entry(&daemon, id).is_some_and(|entry| entry["outcome"] == "finished"))),
+        "each runs"
+    );
+    assert!(finished_entry(&daemon, "cancelled").is_none());
 }

@@ -195,7 +195,7 @@ impl JobIndex {
         let generation = guard.generation()?;
         if self.state().generations.get(project) != Some(&generation) {
             self.spool.remove_stray_temp_files(&guard, project)?;
-            self.spool.recover_spares(&guard, project)?;
+            self.spool.recover_pending(&guard, project)?;
             self.relist(project)?;
             self.state().generations.insert(project.to_string(), generation);
         }

@@ -2,9 +2,10 @@
 //! instance serving the same data directory.
 //!
 //! ```text
-//! spool/<project>/.lock                          the project's lock and change counter
+//! spool/<project>/.lock                          the project's lock, change counter, journal marks
+//! spool/<project>/journal                        makes scheduled jobs durable (see `journal`)
 //! spool/<project>/pending/<key>-<job>.json       a scheduled job; `ls` shows dispatch order
-//! spool/<project>/pending/.spare-<maker>-<n>     a blank, already durable file (see `spares`)
+//! spool/<project>/pending/.spare-<maker>-<n>     an empty file made ahead of time (see `spares`)
 //! spool/<project>/running/<job>.json             a claimed job (renamed from pending/)
 //! spool/<project>/running/<job>.lock             held by the instance supervising the crawl
 //! spool/<project>/running/<job>.result           written by the runner when the crawl ends
@@ -22,17 +23,18 @@
 //! the project saw another value re-lists it before deciding anything, and one that saw the same
 //! value knows nothing changed without listing a thing. Lock files are only ever created, locked
 //! and (once their job is gone) unlinked: never renamed. A job file appears under its final name
-//! only once complete, and is durable in its directory before the change is acknowledged:
-//! written into a spare (whose directory entry already was) and flushed, or written as a new file
-//! with both it and its directory fsynced.
+//! only once complete, and is durable before the change is acknowledged: through a record in the
+//! project's journal (a scheduled job), or with both it and its directory fsynced.
 
 pub mod finished;
 pub mod index;
+pub mod journal;
 pub mod records;
 pub mod spares;
 pub mod watch;
 
 use crate::fsutil;
+use journal::{Journal, Marks};
 use records::{PendingJob, RunningJob};
 use spares::Spares;
 use std::fs::{self, File, OpenOptions};
@@ -121,6 +123,27 @@ impl ProjectGuard {
         self.file.write_all_at(&next.to_le_bytes(), 0)?;
         Ok(next)
     }
+
+    /// The journal's marks, if they were written under the boot `boot`. The lock file holds the
+    /// change counter in bytes 0..8, then the boot id (8..24), the head (24..32) and the
+    /// checkpoint (32..40). (Not fsynced either: after a reboot they are found again.)
+    pub fn journal_marks(&self, boot: &[u8; 16]) -> io::Result<Option<Marks>> {
+        let mut bytes = [0u8; 32];
+        if self.file.read_at(&mut bytes, 8)? < bytes.len() || bytes[..16] != boot[..] {
+            return Ok(None);
+        }
+        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
+        Ok(Some(Marks { head: word(16), checkpoint: word(24) }))
+    }
+
+    /// Records the journal's marks as written under the boot `boot`.
+    pub fn set_journal_marks(&self, boot: &[u8; 16], marks: Marks) -> io::Result<()> {
+        let mut bytes = [0u8; 32];
+        bytes[..16].copy_from_slice(boot);
+        bytes[16..24].copy_from_slice(&marks.head.to_le_bytes());
+        bytes[24..].copy_from_slice(&marks.checkpoint.to_le_bytes());
+        self.file.write_all_at(&bytes, 8)
+    }
 }
 
 /// The spool directory's layout and the file operations on it. Callers pass the project's guard
@@ -128,13 +151,15 @@ impl ProjectGuard {
 #[derive(Debug, Clone)]
 pub struct Spool {
     root: PathBuf,
-    /// Blank pending files made durable ahead of time (shared by the clones of this spool).
+    /// The projects' journals (shared by the clones of this spool).
+    journal: Arc<Journal>,
+    /// Empty pending files made ahead of time (shared by the clones of this spool).
     spares: Arc<Spares>,
 }
 
 impl Spool {
     pub fn new(spool_dir: &Path) -> Self {
-        Spool { root: spool_dir.to_path_buf(), spares: Arc::default() }
+        Spool { root: spool_dir.to_path_buf(), journal: Arc::new(Journal::new(spool_dir)), spares: Arc::default() }
     }
 
     /// The spool directory, whose sub-directories are projects.
@@ -231,13 +256,14 @@ impl Spool {
         Ok(ProjectGuard { file })
     }
 
-    /// Removes temporary files a crash left in a project's job directories. Every writer holds
+    /// Removes temporary files a crash left in a project's directory and its job directories (a
+    /// journal being made, a job file being written). Every writer holds
     /// the project's lock while its temporary file exists, so under the lock any one found is an
     /// orphan. A temporary name is `.tmp-` and random letters, with no extension, so no job file
     /// (always `<id>.json`, `.lock`, ...) matches, whatever its id.
     pub fn remove_stray_temp_files(&self, _guard: &ProjectGuard, project: &str) -> io::Result<()> {
         let temporary = |name: &String| name.strip_prefix(".tmp-").is_some_and(|rest| !rest.contains('.'));
-        for dir in [self.pending_dir(project), self.running_dir(project)] {
+        for dir in [self.root.join(project), self.pending_dir(project), self.running_dir(project)] {
             for name in list_names(&dir)?.into_iter().filter(temporary) {
                 tracing::info!(project, "removing {name}, a temporary file left by a crash");
                 let _ = fs::remove_file(dir.join(name));
@@ -273,12 +299,13 @@ impl Spool {
         read_record(&self.pending_dir(project).join(name))
     }
 
-    /// Writes a new pending job durably: through a spare file when one is ready (one data
-    /// flush), otherwise as a new file.
-    pub fn write_pending(&self, _guard: &ProjectGuard, job: &PendingJob) -> io::Result<()> {
+    /// Writes a new pending job durably: through the project's journal (one synchronous write),
+    /// or, for a job too large for a journal block, as a new file fsynced with its directory.
+    pub fn write_pending(&self, guard: &ProjectGuard, job: &PendingJob) -> io::Result<()> {
         let dir = self.pending_dir(&job.project);
-        let record = serde_json::to_vec(job)?;
-        if self.spares.write(&dir, &pending_file_name(job), &record)? {
+        let (name, record) = (pending_file_name(job), serde_json::to_vec(job)?);
+        let write_file = || self.spares.write(&dir, &name, &record);
+        if self.journal.append(guard, &job.project, &name, &record, write_file)? {
             return Ok(());
         }
         let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir)?;
@@ -292,12 +319,12 @@ impl Spool {
         fsutil::sync_dir(&dir)
     }
 
-    /// Renames the pending jobs a crash left in spare files to their names, and removes the
-    /// spares of instances that are gone. The caller holds the project's lock.
-    pub fn recover_spares(&self, _guard: &ProjectGuard, project: &str) -> io::Result<()> {
-        self.spares.recover(&self.pending_dir(project), pending_file_name, |path| {
-            quarantine(path, &"a spare torn by a crash before it was acknowledged")
-        })
+    /// Puts back the pending files that the project's journal acknowledged before a reboot and
+    /// the disk did not keep (see [`Journal::recover`]), and removes spare files left unused by
+    /// crashes. The caller holds the project's lock.
+    pub fn recover_pending(&self, guard: &ProjectGuard, project: &str) -> io::Result<()> {
+        self.journal.recover(guard, project)?;
+        self.spares.remove_unused(&self.pending_dir(project))
     }
 
     /// Writes many new pending jobs of one project durably, for imports: every file is written
@@ -325,7 +352,9 @@ impl Spool {
     }
 
     /// Removes a pending file; `false` if it was not there.
-    pub fn remove_pending(&self, _guard: &ProjectGuard, project: &str, name: &str) -> io::Result<bool> {
+    pub fn remove_pending(&self, guard: &ProjectGuard, project: &str, name: &str) -> io::Result<bool> {
+        // Settled first, or a recovery after a reboot would bring the job back from the journal.
+        self.journal.settle(guard, project)?;
         match fs::remove_file(self.pending_dir(project).join(name)) {
             Ok(()) => fsutil::sync_dir(&self.pending_dir(project)).map(|()| true),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -340,13 +369,10 @@ impl Spool {
 
     /// Claims a pending file for this instance: takes the job's running lock, then renames the
     /// record into `running/`. `None` if the file is gone (claimed elsewhere) or the lock is held.
-    pub fn claim(
-        &self,
-        _guard: &ProjectGuard,
-        project: &str,
-        name: &str,
-        job: PendingJob,
-    ) -> io::Result<Option<Claim>> {
+    pub fn claim(&self, guard: &ProjectGuard, project: &str, name: &str, job: PendingJob) -> io::Result<Option<Claim>> {
+        // Settled first: the claimed record must be durable in `running/`, and a recovery after
+        // a reboot must not bring the job back into `pending/` from the journal.
+        self.journal.settle(guard, project)?;
         let lock = self.open_running_lock(project, &job.id)?;
         if lock.try_lock().is_err() {
             return Ok(None);

@@ -10,7 +10,7 @@
 //! - the spool root and each project directory: a subdirectory appearing (a new project, its
 //!   `pending/` or `running/`), which gets watched in turn;
 //! - `pending/`: job files renamed in or out, or deleted (every writer renames a complete file
-//!   into place; a spare file being made or filled sends nothing);
+//!   into place; spare files are made in a directory of their own, which is not watched);
 //! - `running/`: the same, plus a file closed after writing (a cancel request is an append).
 //!
 //! A general-purpose watcher that reports every open, write and close cost each `schedule.json`
