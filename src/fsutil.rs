@@ -53,6 +53,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     sync_dir(dir)
 }
 
+/// Writes `path` whole (a temporary file beside it, renamed) without waiting for the disk: for
+/// files made durable some other way (a scheduled job's, by the spool's journal).
+pub fn write_whole_unsynced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(parent_of(path)?)?;
+    temp.write_all(bytes)?;
+    temp.persist(path).map_err(|err| err.error)?;
+    Ok(())
+}
+
 /// Moves the already-written file `source` to `dest` atomically and durably.
 ///
 /// `source` is fsynced first. When the two paths are on different filesystems the bytes are

@@ -401,14 +401,6 @@ fn open_synchronous(path: &Path) -> io::Result<File> {
     }
 }
 
-/// Writes `dir/name` whole (a temporary file renamed), without waiting for the disk.
-fn write_unsynced(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-    temp.write_all(bytes)?;
-    temp.persist(dir.join(name)).map_err(|err| err.error)?;
-    Ok(())
-}
-
 /// Makes sure the pending file of `record` holds its bytes, rewriting it if a crash lost or tore
 /// it.
 fn restore(dir: &Path, record: &Record) -> io::Result<()> {
@@ -417,7 +409,7 @@ fn restore(dir: &Path, record: &Record) -> io::Result<()> {
         return Ok(());
     }
     tracing::warn!("{}: rewritten from the journal (lost or torn by a crash)", path.display());
-    write_unsynced(dir, &record.name, &record.bytes)
+    fsutil::write_whole_unsynced(&path, &record.bytes)
 }
 
 /// This boot's id. Where the kernel does not say, a random one: every start of the daemon is
@@ -452,7 +444,7 @@ mod tests {
         fn append(&self, name: &str) {
             let guard = self.spool.lock_project("p").unwrap();
             let bytes = format!("{{\"id\": \"{name}\"}}");
-            let write = || write_unsynced(&self.spool.pending_dir("p"), name, bytes.as_bytes());
+            let write = || fsutil::write_whole_unsynced(&self.pending(name), bytes.as_bytes());
             assert!(self.journal.append(&guard, "p", name, bytes.as_bytes(), write).unwrap());
         }
 

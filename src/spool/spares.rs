@@ -21,6 +21,7 @@
 //!   namespace looks gone from here, and losing its spares only costs it new ones), those of a
 //!   live one are left to it, which removes each batch it has used up.
 
+use crate::fsutil;
 use crate::supervisor::process;
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
@@ -83,9 +84,7 @@ impl Spares {
         let written = self.write_into_spare(dir, name, bytes)?;
         self.top_up(dir);
         if !written {
-            let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-            temp.write_all(bytes)?;
-            temp.persist(dir.join(name)).map_err(|err| err.error)?;
+            fsutil::write_whole_unsynced(&dir.join(name), bytes)?;
         }
         Ok(())
     }
