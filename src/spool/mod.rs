@@ -5,7 +5,7 @@
 //! spool/<project>/.lock                          the project's lock, change counter, journal marks
 //! spool/<project>/journal                        makes scheduled jobs durable (see `journal`)
 //! spool/<project>/pending/<key>-<job>.json       a scheduled job; `ls` shows dispatch order
-//! spool/<project>/pending/.spare-<maker>-<n>     an empty file made ahead of time (see `spares`)
+//! spool/<project>/spares/<maker>-<batch>/<n>     empty files made ahead of time (see `spares`)
 //! spool/<project>/running/<job>.json             a claimed job (renamed from pending/)
 //! spool/<project>/running/<job>.lock             held by the instance supervising the crawl
 //! spool/<project>/running/<job>.result           written by the runner when the crawl ends
