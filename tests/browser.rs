@@ -6,7 +6,9 @@
 //! installs both).
 
 use crate::helper::scene::Scene;
+use crate::helper::wait_until;
 use crate::helper::webdriver::{Browser, Element};
+use std::time::Duration;
 
 /// The cells of a table row, as rendered text.
 fn cells(browser: &Browser, row: &Element) -> Vec<String> {
@@ -92,6 +94,9 @@ fn a_person_sees_the_jobs_follows_the_links_and_cancels_a_job() {
     browser.click(&cancel[0]);
     assert_eq!(browser.dialog_text().as_deref(), Some("Are you sure?"), "the page asks first");
     browser.accept_dialog();
+    // The form is submitted once the dialog is closed: wait for its answer before reading it.
+    let answered = wait_until(Duration::from_secs(10), || browser.url().ends_with("/cancel.json"));
+    assert!(answered, "the form was submitted: {}", browser.url());
     let answer = browser.page_text();
     assert!(answer.contains("\"prevstate\": \"running\""), "cancel.json answers in the browser: {answer}");
     scene.wait_state(&scene.running, "finished");

@@ -41,6 +41,8 @@ fn infinite_and_nan_priorities_and_temp_like_ids_survive_a_restart() {
         let daemon = Daemon::start_reusing(data.path(), "max_proc = 1\n");
         daemon.add_version("demo", "r1", &python::egg("demo")).ok();
         schedule(&daemon, "sleeper", "busy", &[("seconds", b"60")]);
+        // `busy` takes the one slot before the others come (or `jinf` would get it).
+        assert!(wait_until(Duration::from_secs(30), || pending_ids(&daemon).is_empty()), "busy started");
         schedule(&daemon, "args", "jinf", &[("priority", b"inf")]);
         schedule(&daemon, "args", "jnan", &[("priority", b"nan")]);
         schedule(&daemon, "args", "jneg", &[("priority", b"-inf")]);
@@ -102,6 +104,9 @@ fn jobs_of_a_deleted_project_wait_until_it_is_deployed_again() {
     let daemon = Daemon::start("max_proc = 1\npoll_interval = 0.2\n");
     daemon.add_version("demo", "r1", &python::egg("demo")).ok();
     schedule(&daemon, "sleeper", "first", &[("seconds", b"1")]);
+    // `first` is crawling before the project goes (else it could fail to start for want of an egg,
+    // and `waiting` take its slot before the deletion is seen).
+    assert!(wait_until(Duration::from_secs(30), || pending_ids(&daemon).is_empty()), "first started");
     schedule(&daemon, "args", "waiting", &[]);
     daemon.post_form("/delproject.json", &[("project", b"demo")]).ok();
     assert!(wait_until(Duration::from_secs(30), || finished_entry(&daemon, "first").is_some()));
