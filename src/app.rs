@@ -149,14 +149,13 @@ impl App {
             if !settings_project && !eggs.has_project(&name) {
                 return Err(ApiError::project_not_found(&name));
             }
-            let Some(egg) = eggs.get(&name, requested.as_deref())? else {
+            let Some((egg, identity)) = eggs.get_identified(&name, requested.as_deref())? else {
                 return match requested {
                     Some(version) => Err(ApiError::version_not_found(&version)),
                     // A `[settings]` project has no egg: Scrapy finds it through scrapy.cfg.
                     None => Ok(Lookup::NoEgg(then)),
                 };
             };
-            let identity = EggIdentity::of(&egg.path)?;
             Ok(match cache.get(&name, &egg.version, identity) {
                 Some(spiders) => Lookup::Done(then(spiders)),
                 None => Lookup::Miss(egg, identity, then),

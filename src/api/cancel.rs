@@ -30,7 +30,7 @@ pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
         let index = app.index.clone();
         let (p, j) = (project.clone(), job.clone());
         if blocking(move || index.request_cancel(&p, &j, signal)).await? {
-            app.supervisor.wake();
+            app.supervisor.cancel_requested();
             prevstate = Some("running");
         }
     }

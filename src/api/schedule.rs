@@ -37,7 +37,7 @@ pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
             enqueue(&index, request, node)
         })
         .await??;
-    app.supervisor.wake();
+    app.supervisor.job_added();
     let mut out = fields();
     out.insert("jobid".into(), json!(jobid));
     Ok(out.into())

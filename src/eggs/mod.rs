@@ -11,6 +11,7 @@ pub mod spiders;
 pub mod version;
 
 use crate::fsutil;
+use spiders::EggIdentity;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -124,6 +125,15 @@ impl EggStore {
 
     /// The egg for `requested` (sanitized as stock does), or the latest egg when `None`.
     pub fn get(&self, project: &str, requested: Option<&str>) -> Result<Option<StoredEgg>, EggError> {
+        Ok(self.get_identified(project, requested)?.map(|(egg, _)| egg))
+    }
+
+    /// [`EggStore::get`], with the identity of the egg's file from the same `stat`.
+    pub fn get_identified(
+        &self,
+        project: &str,
+        requested: Option<&str>,
+    ) -> Result<Option<(StoredEgg, EggIdentity)>, EggError> {
         let dir = self.project_dir(project)?;
         let version = match requested {
             Some(requested) => version::sanitize(requested),
@@ -133,7 +143,10 @@ impl EggStore {
             },
         };
         let path = dir.join(format!("{version}.egg"));
-        Ok(path.is_file().then_some(StoredEgg { version, path }))
+        Ok(fs::metadata(&path)
+            .ok()
+            .filter(fs::Metadata::is_file)
+            .map(|meta| (StoredEgg { version, path }, EggIdentity::from_metadata(&meta))))
     }
 
     /// Stores the already-written file `staged` as `project`'s egg for `version`, replacing an

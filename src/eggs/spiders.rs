@@ -6,13 +6,19 @@
 //! from (size, modification time, inode). An egg that was replaced behind our back (another
 //! instance re-uploaded the version, an admin copied a file in) no longer matches and is listed
 //! afresh; so the cache can only ever be missing, never wrong.
+//!
+//! Each process also keeps the entries it has read or written in memory, checked against the
+//! same identity: every `schedule.json` looks its spider up here, and a `stat` of the egg (which
+//! the check needs anyway) is then all it costs.
 
 use crate::fsutil;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What identifies the exact bytes of a stored egg without reading them. Eggs are always
 /// replaced by rename, so a new upload always has a new inode.
@@ -27,13 +33,17 @@ pub struct EggIdentity {
 impl EggIdentity {
     /// The identity of the file at `path` now.
     pub fn of(path: &Path) -> io::Result<EggIdentity> {
-        let meta = fs::metadata(path)?;
-        Ok(EggIdentity {
+        Ok(EggIdentity::from_metadata(&fs::metadata(path)?))
+    }
+
+    /// The identity of a file as `metadata` describes it.
+    pub fn from_metadata(meta: &fs::Metadata) -> EggIdentity {
+        EggIdentity {
             len: meta.len(),
             mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
             inode: meta.ino(),
             device: meta.dev(),
-        })
+        }
     }
 }
 
@@ -43,15 +53,23 @@ struct CacheEntry {
     spiders: Vec<String>,
 }
 
-/// The cache directory.
+/// Entries this process has read or written, by (project, version).
+type SeenEntries = HashMap<(String, String), Arc<CacheEntry>>;
+
+/// The cache directory, and the entries of it this process has seen.
 #[derive(Debug, Clone)]
 pub struct SpiderCache {
     dir: PathBuf,
+    seen: Arc<Mutex<SeenEntries>>,
 }
 
 impl SpiderCache {
     pub fn new(dir: PathBuf) -> Self {
-        SpiderCache { dir }
+        SpiderCache { dir, seen: Arc::default() }
+    }
+
+    fn seen(&self) -> MutexGuard<'_, SeenEntries> {
+        self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// `project` and `version` have been checked by the egg store (a safe project name and a
@@ -63,9 +81,18 @@ impl SpiderCache {
     /// The cached spiders of the egg `version` of `project`, if they were computed from the egg
     /// that is there now.
     pub fn get(&self, project: &str, version: &str, egg: EggIdentity) -> Option<Vec<String>> {
+        let key = (project.to_string(), version.to_string());
+        if let Some(entry) = self.seen().get(&key).filter(|entry| entry.egg == egg) {
+            return Some(entry.spiders.clone());
+        }
         let bytes = fs::read(self.entry_path(project, version)).ok()?;
         let entry: CacheEntry = serde_json::from_slice(&bytes).ok()?;
-        (entry.egg == egg).then_some(entry.spiders)
+        if entry.egg != egg {
+            return None;
+        }
+        let spiders = entry.spiders.clone();
+        self.seen().insert(key, Arc::new(entry));
+        Some(spiders)
     }
 
     /// Records the spiders computed from the egg with identity `egg`.
@@ -75,16 +102,20 @@ impl SpiderCache {
             fsutil::create_dir_all_durable(dir)?;
         }
         let entry = CacheEntry { egg, spiders: spiders.to_vec() };
-        fsutil::write_atomic(&path, &serde_json::to_vec(&entry)?)
+        fsutil::write_atomic(&path, &serde_json::to_vec(&entry)?)?;
+        self.seen().insert((project.to_string(), version.to_string()), Arc::new(entry));
+        Ok(())
     }
 
     /// Forgets one version; a missing entry is fine.
     pub fn remove_version(&self, project: &str, version: &str) {
+        self.seen().remove(&(project.to_string(), version.to_string()));
         let _ = fs::remove_file(self.entry_path(project, version));
     }
 
     /// Forgets a whole project; a missing directory is fine.
     pub fn remove_project(&self, project: &str) {
+        self.seen().retain(|(seen_project, _), _| seen_project != project);
         let _ = fs::remove_dir_all(self.dir.join(project));
     }
 }
@@ -110,5 +141,28 @@ mod tests {
 
         cache.remove_project("p");
         assert_eq!(cache.get("p", "1", identity), None);
+    }
+
+    #[test]
+    fn entries_seen_are_served_from_memory_and_still_checked_against_the_egg() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, reader) =
+            (SpiderCache::new(dir.path().join("spiders")), SpiderCache::new(dir.path().join("spiders")));
+        let egg = dir.path().join("1.egg");
+        fs::write(&egg, b"one").unwrap();
+        let identity = EggIdentity::of(&egg).unwrap();
+        writer.put("p", "1", identity, &["a".into()]).unwrap();
+        assert_eq!(reader.get("p", "1", identity).unwrap(), ["a"], "another process reads the file");
+
+        fs::remove_file(writer.entry_path("p", "1")).unwrap();
+        assert_eq!(writer.get("p", "1", identity).unwrap(), ["a"], "the writer remembers it");
+        assert_eq!(reader.get("p", "1", identity).unwrap(), ["a"], "so does a reader");
+
+        let replacement = dir.path().join("new");
+        fs::write(&replacement, b"two!").unwrap();
+        fs::rename(&replacement, &egg).unwrap();
+        let replaced = EggIdentity::of(&egg).unwrap();
+        assert_eq!(writer.get("p", "1", replaced), None);
+        assert_eq!(reader.get("p", "1", replaced), None);
     }
 }

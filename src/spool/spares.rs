@@ -92,7 +92,10 @@ impl Spares {
     fn write_into_spare(&self, dir: &Path, name: &str, bytes: &[u8]) -> io::Result<bool> {
         loop {
             let Some(path) = self.state().ready.get_mut(dir).and_then(Vec::pop) else { return Ok(false) };
-            let mut file = match OpenOptions::new().write(true).truncate(true).open(&path) {
+            // Not `O_TRUNC`, though the spare is empty anyway: ext4 takes a truncate to zero for
+            // a file being rewritten in place and writes it out as soon as it is closed, which
+            // cost each job two more writes to the disk beside its journal record.
+            let mut file = match OpenOptions::new().write(true).open(&path) {
                 Ok(file) => file,
                 // Removed as another namespace's by an instance that cannot see us: the next one.
                 Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
@@ -144,8 +147,12 @@ impl Spares {
                 let _ = fs::remove_dir(entry.path()); // only if empty
             }
         }
+        if fs::create_dir_all(&spares).is_err() {
+            return Vec::new();
+        }
+        fsutil::spread_subdirectories(&spares);
         let batch = spares.join(format!("{}-{}", self.owner, self.next.fetch_add(1, Ordering::Relaxed)));
-        if fs::create_dir_all(&batch).is_err() {
+        if fs::create_dir(&batch).is_err() {
             return Vec::new();
         }
         let mut made = Vec::with_capacity(BATCH);

@@ -32,10 +32,25 @@ enum Watched {
     Jobs { project: String, running: bool },
 }
 
-/// Starts watching the spool directory; the receiver gets the name of each project whose job
-/// files changed. Call it on the async runtime: the events are read by a task on it, which ends
+/// A project whose job files changed, as a watch event told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobsChanged {
+    pub project: String,
+    /// Its crawls may have changed too (a file in `running/` came, went or was appended to, or
+    /// the event cannot tell): not only its pending jobs.
+    pub crawls: bool,
+}
+
+impl JobsChanged {
+    fn any(project: String) -> JobsChanged {
+        JobsChanged { project, crawls: true }
+    }
+}
+
+/// Starts watching the spool directory; the receiver gets each project whose job files
+/// changed. Call it on the async runtime: the events are read by a task on it, which ends
 /// when the receiver is dropped.
-pub fn watch_projects(spool_dir: &Path) -> io::Result<mpsc::UnboundedReceiver<String>> {
+pub fn watch_projects(spool_dir: &Path) -> io::Result<mpsc::UnboundedReceiver<JobsChanged>> {
     let inotify = Inotify::init()?;
     let mut watch = SpoolWatch { root: spool_dir.to_path_buf(), watches: inotify.watches(), dirs: HashMap::new() };
     watch.add(spool_dir, Watched::Root)?;
@@ -52,8 +67,8 @@ pub fn watch_projects(spool_dir: &Path) -> io::Result<mpsc::UnboundedReceiver<St
             tokio::select! {
                 event = events.next() => match event {
                     Some(Ok(event)) => {
-                        for project in watch.apply(&event.wd, event.mask, event.name.as_deref()) {
-                            if changes.send(project).is_err() {
+                        for change in watch.apply(&event.wd, event.mask, event.name.as_deref()) {
+                            if changes.send(change).is_err() {
                                 return;
                             }
                         }
@@ -110,7 +125,7 @@ impl SpoolWatch {
     }
 
     /// Applies one event: watches what appeared, and returns the projects to look at again.
-    fn apply(&mut self, descriptor: &WatchDescriptor, mask: EventMask, name: Option<&OsStr>) -> Vec<String> {
+    fn apply(&mut self, descriptor: &WatchDescriptor, mask: EventMask, name: Option<&OsStr>) -> Vec<JobsChanged> {
         if mask.contains(EventMask::Q_OVERFLOW) {
             // Events were lost: every project is worth a look.
             let mut projects: Vec<String> = self
@@ -122,7 +137,7 @@ impl SpoolWatch {
                 })
                 .collect();
             projects.sort();
-            return projects;
+            return projects.into_iter().map(JobsChanged::any).collect();
         }
         if mask.contains(EventMask::IGNORED) {
             self.dirs.remove(descriptor);
@@ -134,7 +149,7 @@ impl SpoolWatch {
         match what {
             Watched::Root => {
                 if self.add_project(name) {
-                    vec![name.to_string()]
+                    vec![JobsChanged::any(name.to_string())]
                 } else {
                     Vec::new()
                 }
@@ -147,13 +162,13 @@ impl SpoolWatch {
                 } {
                     let dir = self.root.join(&project).join(name);
                     let _ = self.add(&dir, Watched::Jobs { project: project.clone(), running });
-                    return vec![project];
+                    return vec![JobsChanged::any(project)];
                 }
                 Vec::new()
             }
             Watched::Jobs { project, running } => {
                 let job_record = name.ends_with(".json") || (running && name.ends_with(".cancel"));
-                if job_record { vec![project] } else { Vec::new() }
+                if job_record { vec![JobsChanged { project, crawls: running }] } else { Vec::new() }
             }
         }
     }
@@ -165,16 +180,22 @@ mod tests {
     use std::fs;
     use std::time::Duration;
 
-    async fn next(receiver: &mut mpsc::UnboundedReceiver<String>) -> Option<String> {
-        tokio::time::timeout(Duration::from_secs(5), receiver.recv()).await.ok().flatten()
+    /// The next change, as (project, whether its crawls may have changed).
+    async fn next(receiver: &mut mpsc::UnboundedReceiver<JobsChanged>) -> Option<(String, bool)> {
+        let change = tokio::time::timeout(Duration::from_secs(5), receiver.recv()).await.ok().flatten()?;
+        Some((change.project, change.crawls))
     }
 
-    async fn quiet(receiver: &mut mpsc::UnboundedReceiver<String>) -> bool {
+    fn changed(project: &str, crawls: bool) -> Option<(String, bool)> {
+        Some((project.to_string(), crawls))
+    }
+
+    async fn quiet(receiver: &mut mpsc::UnboundedReceiver<JobsChanged>) -> bool {
         tokio::time::timeout(Duration::from_millis(200), receiver.recv()).await.is_err()
     }
 
     #[tokio::test]
-    async fn job_files_coming_and_going_name_their_project_and_nothing_else_does() {
+    async fn job_files_coming_and_going_name_their_project_and_whether_crawls_changed() {
         let root = tempfile::tempdir().unwrap();
         fs::create_dir_all(root.path().join("old/pending")).unwrap();
         let mut changes = watch_projects(root.path()).unwrap();
@@ -183,7 +204,7 @@ mod tests {
         fs::write(root.path().join("old/pending/.tmp-a"), b"{}").unwrap();
         assert!(quiet(&mut changes).await, "writing a temporary file is not a change");
         fs::rename(root.path().join("old/pending/.tmp-a"), root.path().join("old/pending/a.json")).unwrap();
-        assert_eq!(next(&mut changes).await.as_deref(), Some("old"));
+        assert_eq!(next(&mut changes).await, changed("old", false), "a scheduled job leaves the crawls alone");
         // The project's lock file and spare files are not job files.
         fs::write(root.path().join("old/.lock"), b"1").unwrap();
         fs::write(root.path().join("old/pending/.spare-1-2-3"), b" ").unwrap();
@@ -193,13 +214,13 @@ mod tests {
 
         // A new project, then its directories, then a job and a cancel request in it.
         fs::create_dir(root.path().join("new")).unwrap();
-        assert_eq!(next(&mut changes).await.as_deref(), Some("new"));
+        assert_eq!(next(&mut changes).await, changed("new", true));
         fs::create_dir(root.path().join("new/running")).unwrap();
-        assert_eq!(next(&mut changes).await.as_deref(), Some("new"));
+        assert_eq!(next(&mut changes).await, changed("new", true));
         fs::write(root.path().join("new/running/j.cancel"), b"2\n").unwrap();
-        assert_eq!(next(&mut changes).await.as_deref(), Some("new"));
+        assert_eq!(next(&mut changes).await, changed("new", true), "a cancel request is a change among the crawls");
         fs::remove_file(root.path().join("old/pending/a.json")).unwrap();
-        assert_eq!(next(&mut changes).await.as_deref(), Some("old"));
+        assert_eq!(next(&mut changes).await, changed("old", false));
         assert!(quiet(&mut changes).await);
     }
 }

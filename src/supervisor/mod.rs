@@ -19,6 +19,7 @@ use crate::eggs::StoredEgg;
 use crate::logparser::{JobName, RunningLog, StatsFiles};
 use crate::spool::index::JobKey;
 use crate::spool::records::{FinishedJob, Outcome, PendingJob, RunningJob, local_time};
+use crate::spool::watch::JobsChanged;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::future::Future;
@@ -31,28 +32,36 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
-/// How handlers reach the supervisor: they change the spool, then wake it.
+/// How handlers reach the supervisor: they change the spool, then wake it for what they changed.
 #[derive(Debug, Clone)]
 pub struct SupervisorHandle {
-    wake: Arc<Notify>,
+    jobs_added: Arc<Notify>,
+    cancels_requested: Arc<Notify>,
 }
 
 /// The supervisor's end of the handle.
 #[derive(Debug)]
 pub struct SupervisorInbox {
-    wake: Arc<Notify>,
+    jobs_added: Arc<Notify>,
+    cancels_requested: Arc<Notify>,
 }
 
 impl SupervisorHandle {
     pub fn new() -> (SupervisorHandle, SupervisorInbox) {
-        let wake = Arc::new(Notify::new());
-        (SupervisorHandle { wake: wake.clone() }, SupervisorInbox { wake })
+        let (jobs_added, cancels_requested) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let inbox = SupervisorInbox { jobs_added: jobs_added.clone(), cancels_requested: cancels_requested.clone() };
+        (SupervisorHandle { jobs_added, cancels_requested }, inbox)
     }
 
-    /// Something changed (a job was scheduled, a cancel requested): act now rather than at the
-    /// next rescan.
-    pub fn wake(&self) {
-        self.wake.notify_one();
+    /// A job was scheduled: fill a free slot now rather than at the next rescan. Only the slots
+    /// are looked at, so a burst of schedules with every slot busy costs the supervisor nothing.
+    pub fn job_added(&self) {
+        self.jobs_added.notify_one();
+    }
+
+    /// A crawl's cancel request was written: act on it now.
+    pub fn cancel_requested(&self) {
+        self.cancels_requested.notify_one();
     }
 }
 
@@ -106,10 +115,10 @@ struct Supervisor {
 pub async fn run(
     app: Arc<App>,
     inbox: SupervisorInbox,
-    mut changes: Option<mpsc::UnboundedReceiver<String>>,
+    mut changes: Option<mpsc::UnboundedReceiver<JobsChanged>>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let SupervisorInbox { wake } = inbox;
+    let SupervisorInbox { jobs_added, cancels_requested } = inbox;
     let (ended_tx, mut ended_rx) = mpsc::unbounded_channel();
     let (recorded_tx, mut recorded_rx) = mpsc::unbounded_channel();
     let max = app.config.max_processes();
@@ -133,10 +142,8 @@ pub async fn run(
         let deadline = supervisor.next_deadline();
         tokio::select! {
             () = &mut shutdown => break,
-            () = wake.notified() => {
-                supervisor.cancel_requested().await;
-                supervisor.dispatch().await;
-            }
+            () = jobs_added.notified() => supervisor.dispatch().await,
+            () = cancels_requested.notified() => supervisor.cancel_requested().await,
             _ = rescan.tick() => {
                 let index = app.index.clone();
                 if let Err(err) = blocking(move || index.rescan_all()).await {
@@ -147,9 +154,10 @@ pub async fn run(
                 supervisor.dispatch().await;
                 supervisor.update_running_stats();
             }
-            Some(project) = next_change(&mut changes) => {
-                supervisor.catch_up(project, &mut changes).await;
-                supervisor.cancel_requested().await;
+            Some(change) = next_change(&mut changes) => {
+                if supervisor.catch_up(change, &mut changes).await {
+                    supervisor.cancel_requested().await;
+                }
                 supervisor.dispatch().await;
             }
             Some(ended) = ended_rx.recv() => supervisor.finish(ended),
@@ -184,7 +192,7 @@ pub async fn run(
     tracing::info!(crawls = supervisor.crawls.len(), "supervisor stopped; running crawls continue");
 }
 
-async fn next_change(changes: &mut Option<mpsc::UnboundedReceiver<String>>) -> Option<String> {
+async fn next_change(changes: &mut Option<mpsc::UnboundedReceiver<JobsChanged>>) -> Option<JobsChanged> {
     match changes {
         Some(changes) => changes.recv().await,
         None => std::future::pending().await,
@@ -200,12 +208,15 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 impl Supervisor {
     /// Re-lists the projects whose files changed (this one and any others already reported),
-    /// and reads new finished records.
-    async fn catch_up(&self, first: String, changes: &mut Option<mpsc::UnboundedReceiver<String>>) {
-        let mut projects = HashSet::from([first]);
+    /// and reads new finished records when crawls may have changed; returns whether they may
+    /// have (a cancel request among them, too).
+    async fn catch_up(&self, first: JobsChanged, changes: &mut Option<mpsc::UnboundedReceiver<JobsChanged>>) -> bool {
+        let mut crawls_changed = first.crawls;
+        let mut projects = HashSet::from([first.project]);
         if let Some(changes) = changes {
-            while let Ok(project) = changes.try_recv() {
-                projects.insert(project);
+            while let Ok(change) = changes.try_recv() {
+                crawls_changed |= change.crawls;
+                projects.insert(change.project);
             }
         }
         // Most events are this instance's own changes, which the index already holds: a peek at
@@ -214,10 +225,11 @@ impl Supervisor {
         if projects.is_empty() {
             // A job another instance finished changes its project's counter, but one this
             // instance relisted since may already be gone from running: read the finished log.
-            if let Err(err) = self.app.index.refresh_finished() {
+            // Only a change among the crawls can mean that; a scheduled job cannot.
+            if crawls_changed && let Err(err) = self.app.index.refresh_finished() {
                 tracing::warn!("reading the finished log failed: {err}");
             }
-            return;
+            return crawls_changed;
         }
         let app = self.app.clone();
         let scanned = blocking(move || {
@@ -230,6 +242,7 @@ impl Supervisor {
         if let Err(err) = scanned {
             tracing::warn!("catching up with the spool failed: {err}");
         }
+        crawls_changed
     }
 
     /// Fills free slots with the best pending jobs, across all projects.
