@@ -76,6 +76,10 @@ fn a_job_is_cancelled_through_an_instance_that_does_not_run_it() {
     schedule(&second, "sleeper", "far", &[("seconds", b"60")]);
     let running_on_first = || lists(&second, "running", "far", &[("node_name", "first")]);
     assert!(wait_until(Duration::from_secs(30), running_on_first), "the second instance sees the crawl on the first");
+    // A SIGINT that comes while Scrapy is still starting can be lost (it stops a crawl that has
+    // not begun); cancel once the spider says its signal handlers are up, as a person would.
+    let sleeping = first.wait_for_log("demo", "sleeper", "far", "sleeper: sleeping for", Duration::from_secs(30));
+    assert!(sleeping, "the crawl starts sleeping");
 
     let reply = second.post_form("/cancel.json", &[("project", b"demo"), ("job", b"far")]);
     assert_eq!(reply.ok()["prevstate"], "running");
@@ -107,6 +111,8 @@ fn without_the_spool_watch_the_rescan_carries_jobs_and_cancels_between_instances
     schedule(&second, "sleeper", "long", &[("seconds", b"60")]);
     let running_on_first = || lists(&second, "running", "long", &[("node_name", "first")]);
     assert!(wait_until(Duration::from_secs(30), running_on_first), "the second instance sees the crawl running");
+    let sleeping = first.wait_for_log("demo", "sleeper", "long", "sleeper: sleeping for", Duration::from_secs(30));
+    assert!(sleeping, "the crawl starts sleeping");
     let reply = second.post_form("/cancel.json", &[("project", b"demo"), ("job", b"long")]);
     assert_eq!(reply.ok()["prevstate"], "running");
     let cancelled = |daemon: &Daemon| lists(daemon, "finished", "long", &[("outcome", "cancelled")]);

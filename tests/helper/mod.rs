@@ -135,6 +135,13 @@ impl Daemon {
         self.request("POST", target, &[("Content-Type", &content_type)], &body)
     }
 
+    /// Waits until the log of `job` (`logs/<project>/<spider>/<job>.log`) contains `needle`;
+    /// whether it did within `timeout`.
+    pub fn wait_for_log(&self, project: &str, spider: &str, job: &str, needle: &str, timeout: Duration) -> bool {
+        let log = self.path().join(format!("logs/{project}/{spider}/{job}.log"));
+        wait_until(timeout, || std::fs::read_to_string(&log).is_ok_and(|text| text.contains(needle)))
+    }
+
     /// Uploads an egg file as scrapyd-deploy does and returns the reply.
     pub fn add_version(&self, project: &str, version: &str, egg: &Path) -> Reply {
         let bytes = std::fs::read(egg).expect("read egg");
