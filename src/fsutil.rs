@@ -24,6 +24,45 @@ pub fn sync_filesystem(path: &Path) -> io::Result<()> {
     if unsafe { libc::syncfs(file.as_raw_fd()) } == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
+/// A file's type and size, as [`shape_of`] reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub is_dir: bool,
+    pub len: u64,
+}
+
+/// Reads a file's type and size without reading its times: for paths that run per request and
+/// then change the file, where `fs::metadata` would slow every synchronous write on the machine.
+///
+/// Linux (6.13 and later, "multigrain timestamps") gives a file whose change time was read a
+/// fine-grained time at its next change, and that moves a floor under the times of every file
+/// changed after it. The spool journal's next record then always changes the journal's
+/// modification time, and on ext4 without a journal its synchronous write must also write the
+/// journal's inode. `schedule.json` used to read the times of `pending/` before renaming a job
+/// into it; measured here, each job cost 3.2 device writes and 14 KiB, the record's write 145-163
+/// µs at the median, against 2.2 writes, 10 KiB and 116-129 µs once only the type was asked for.
+/// `statx` asked for the type and size only leaves the times unread.
+pub fn shape_of(path: &Path) -> io::Result<Shape> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path with a NUL byte"))?;
+    // SAFETY: an all-zero `statx` is a valid value of this plain C struct.
+    let mut stat: libc::statx = unsafe { std::mem::zeroed() };
+    let mask = libc::STATX_TYPE | libc::STATX_SIZE;
+    // SAFETY: `path` is NUL-terminated and `stat` is a `statx` the kernel may fill; both live for
+    // the call.
+    if unsafe { libc::statx(libc::AT_FDCWD, path.as_ptr(), 0, mask, &mut stat) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let is_dir = u32::from(stat.stx_mode) & libc::S_IFMT == libc::S_IFDIR;
+    Ok(Shape { is_dir, len: stat.stx_size })
+}
+
+/// Whether `path` is a directory, asked as [`shape_of`] asks.
+pub fn is_dir_quietly(path: &Path) -> bool {
+    shape_of(path).is_ok_and(|shape| shape.is_dir)
+}
+
 /// Asks the filesystem to spread the directories made inside `dir` over its whole disk instead of
 /// keeping them near `dir` (ext4's "top of a directory hierarchy" flag, `chattr +T`). Files are
 /// then made near their own directory, away from the inodes freed around `dir`: ext4 without a
@@ -141,5 +180,19 @@ mod tests {
         persist_file(&source, &dest_dir.join("1.egg")).unwrap();
         assert!(!source.exists());
         assert_eq!(fs::read(dest_dir.join("1.egg")).unwrap(), b"egg");
+    }
+
+    #[test]
+    fn shape_of_tells_directories_files_and_sizes_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("job.json");
+        fs::write(&file, b"{\"id\": 1}").unwrap();
+        assert!(shape_of(dir.path()).unwrap().is_dir);
+        assert_eq!(shape_of(&file).unwrap(), Shape { is_dir: false, len: 9 });
+        assert!(is_dir_quietly(dir.path()));
+        assert!(!is_dir_quietly(&file));
+        let missing = shape_of(&dir.path().join("missing")).unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+        assert!(!is_dir_quietly(&dir.path().join("missing")));
     }
 }

@@ -177,19 +177,22 @@ impl Spares {
             Err(err) => return Err(err),
         };
         for batch in batches.flatten() {
-            let Some(maker) = batch.file_name().to_str().and_then(maker_of) else { continue };
-            let stale = batch
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t.elapsed().unwrap_or_default() > STALE_AFTER);
-            let mine = batch.file_name().to_str().is_some_and(|name| spare_is_ours(&self.owner, name));
-            if stale && !mine && !is_alive(&maker) {
+            let Some(name) = batch.file_name().to_str().map(str::to_string) else { continue };
+            let Some(maker) = maker_of(&name) else { continue };
+            // Only an abandoned batch's age is read: reading the time of a batch still in use
+            // would make its next change slow every synchronous write (see `fsutil::shape_of`),
+            // and for the same reason spares are only asked for their size.
+            let abandoned = !spare_is_ours(&self.owner, &name) && !is_alive(&maker);
+            let stale = || {
+                batch.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().unwrap_or_default() > STALE_AFTER)
+            };
+            if abandoned && stale() {
                 tracing::debug!("removing the unused spares {}", batch.path().display());
                 let _ = fs::remove_dir_all(batch.path());
                 continue;
             }
             for spare in fs::read_dir(batch.path()).into_iter().flatten().flatten() {
-                if spare.metadata().is_ok_and(|m| m.len() > 0) {
+                if fsutil::shape_of(&spare.path()).is_ok_and(|shape| shape.len > 0) {
                     tracing::debug!(
                         "removing {}, written before a crash and never acknowledged",
                         spare.path().display()
