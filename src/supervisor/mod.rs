@@ -37,6 +37,7 @@ use tokio::time::Instant;
 pub struct SupervisorHandle {
     jobs_added: Arc<Notify>,
     cancels_requested: Arc<Notify>,
+    slot_free: Arc<AtomicBool>,
 }
 
 /// The supervisor's end of the handle.
@@ -44,19 +45,29 @@ pub struct SupervisorHandle {
 pub struct SupervisorInbox {
     jobs_added: Arc<Notify>,
     cancels_requested: Arc<Notify>,
+    slot_free: Arc<AtomicBool>,
 }
 
 impl SupervisorHandle {
     pub fn new() -> (SupervisorHandle, SupervisorInbox) {
         let (jobs_added, cancels_requested) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-        let inbox = SupervisorInbox { jobs_added: jobs_added.clone(), cancels_requested: cancels_requested.clone() };
-        (SupervisorHandle { jobs_added, cancels_requested }, inbox)
+        let slot_free = Arc::new(AtomicBool::new(true));
+        let inbox = SupervisorInbox {
+            jobs_added: jobs_added.clone(),
+            cancels_requested: cancels_requested.clone(),
+            slot_free: slot_free.clone(),
+        };
+        (SupervisorHandle { jobs_added, cancels_requested, slot_free }, inbox)
     }
 
-    /// A job was scheduled: fill a free slot now rather than at the next rescan. Only the slots
-    /// are looked at, so a burst of schedules with every slot busy costs the supervisor nothing.
+    /// A job was scheduled (it is in the index): fill a free slot now rather than at the next
+    /// rescan. With every slot busy the supervisor is not woken at all: the job is taken when a
+    /// slot frees, since the supervisor reads the index after it says a slot is free (see
+    /// [`Supervisor::dispatch`]). A burst of schedules then costs no thread a wake-up per job.
     pub fn job_added(&self) {
-        self.jobs_added.notify_one();
+        if self.slot_free.load(Ordering::SeqCst) {
+            self.jobs_added.notify_one();
+        }
     }
 
     /// A crawl's cancel request was written: act on it now.
@@ -107,6 +118,8 @@ struct Supervisor {
     ended_tx: mpsc::UnboundedSender<Ended>,
     /// An update of running crawls' LogParser files is under way (they never overlap).
     updating_stats: Arc<AtomicBool>,
+    /// Whether a slot may be free, for [`SupervisorHandle::job_added`].
+    slot_free: Arc<AtomicBool>,
 }
 
 /// Runs the supervisor until `shutdown` completes. Running crawls are left running.
@@ -118,7 +131,7 @@ pub async fn run(
     mut changes: Option<mpsc::UnboundedReceiver<JobsChanged>>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let SupervisorInbox { jobs_added, cancels_requested } = inbox;
+    let SupervisorInbox { jobs_added, cancels_requested, slot_free } = inbox;
     let (ended_tx, mut ended_rx) = mpsc::unbounded_channel();
     let (recorded_tx, mut recorded_rx) = mpsc::unbounded_channel();
     let max = app.config.max_processes();
@@ -129,6 +142,7 @@ pub async fn run(
         crawls: HashMap::new(),
         ended_tx,
         updating_stats: Arc::default(),
+        slot_free,
     };
     // Crawls left by a previous run hold slots: adopt them before starting anything.
     supervisor.adopt_orphans().await;
@@ -246,7 +260,17 @@ impl Supervisor {
     }
 
     /// Fills free slots with the best pending jobs, across all projects.
+    ///
+    /// Whether a slot is free is published before the index is read: a job added to the index
+    /// after that read finds the flag set and wakes the supervisor, and one added before it is
+    /// seen by the read itself, so no job waits for the rescan while a slot is free.
     async fn dispatch(&mut self) {
+        self.slot_free.store(self.crawls.len() < self.max, Ordering::SeqCst);
+        self.fill_slots().await;
+        self.slot_free.store(self.crawls.len() < self.max, Ordering::SeqCst);
+    }
+
+    async fn fill_slots(&mut self) {
         let mut skip = HashSet::new();
         while self.crawls.len() < self.max {
             let free = self.max - self.crawls.len();
