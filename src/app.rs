@@ -82,6 +82,17 @@ impl App {
         &self.config.node_name
     }
 
+    /// Brings the job index up to date with what other instances sharing the spool changed, as
+    /// answers about jobs do before they read it. Those changes also come through the spool
+    /// watch, but not at once, and changes to pending jobs not at all while every slot of this
+    /// instance is busy. A failure is logged, and the answer is given from what is known.
+    pub async fn catch_up(&self) {
+        let index = self.index.clone();
+        if let Err(err) = blocking(move || index.catch_up()).await {
+            tracing::warn!("catching up with the spool failed: {err}");
+        }
+    }
+
     /// The settings module of a project declared in `[settings]`, if it is one.
     pub fn settings_module(&self, project: &str) -> Option<&str> {
         self.config.settings_projects.iter().find(|(name, _)| name == project).map(|(_, module)| module.as_str())

@@ -47,16 +47,16 @@ use std::sync::Arc;
 pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> io::Result<()> {
     let (handle, inbox) = supervisor::SupervisorHandle::new();
     let app = Arc::new(app::App::new(config, handle)?);
-    let changes = match app.config.watch_spool.then(|| spool::watch::watch_projects(app.index.spool().root())) {
+    let watching = match app.config.watch_spool.then(|| spool::watch::watch_projects(app.index.spool().root())) {
         None => None,
-        Some(Ok(changes)) => Some(changes),
+        Some(Ok(watching)) => Some(watching),
         Some(Err(err)) => {
             tracing::warn!("not watching the spool ({err}); relying on the rescan every poll_interval");
             None
         }
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let supervisor = tokio::spawn(supervisor::run(app.clone(), inbox, changes, async {
+    let supervisor = tokio::spawn(supervisor::run(app.clone(), inbox, watching, async {
         let _ = stopped.await;
     }));
     http::serve(app, listeners, shutdown).await;

@@ -90,6 +90,35 @@ fn a_job_is_cancelled_through_an_instance_that_does_not_run_it() {
 }
 
 #[test]
+fn with_its_slot_busy_an_instance_lists_a_job_scheduled_elsewhere_at_once_and_runs_it_when_the_slot_frees() {
+    // No rescan comes within the test: only the catch-up of answers and of a freed slot can
+    // explain what the first instance does.
+    let first = Daemon::start("node_name = first\nmax_proc = 1\npoll_interval = 120\n");
+    let second = Daemon::start_reusing(
+        first.path(),
+        "node_name = second\nmax_proc = 0\nmax_proc_per_cpu = 0\npoll_interval = 120\n",
+    );
+    first.add_version("demo", "r1", &python::egg("demo")).ok();
+    schedule(&first, "sleeper", "busy", &[("seconds", b"60")]);
+    let sleeping = first.wait_for_log("demo", "sleeper", "busy", "sleeper: sleeping for", Duration::from_secs(30));
+    assert!(sleeping, "the first instance's only slot is taken");
+
+    schedule(&second, "args", "queued", &[]);
+    assert!(lists(&first, "pending", "queued", &[]), "the first instance lists the job as soon as it is acknowledged");
+    assert_eq!(first.get("/status.json?job=queued").ok()["currstate"], "pending");
+    assert_eq!(first.get("/daemonstatus.json").ok()["pending"], 1);
+
+    let reply = first.post_form("/cancel.json", &[("project", b"demo"), ("job", b"busy")]);
+    assert_eq!(reply.ok()["prevstate"], "running");
+    let ran_on_first = || lists(&first, "finished", "queued", &[("node_name", "first"), ("outcome", "finished")]);
+    assert!(
+        wait_until(Duration::from_secs(60), ran_on_first),
+        "the job runs on the first instance once its slot frees, without waiting for a rescan"
+    );
+    assert!(lists(&second, "finished", "queued", &[("node_name", "first")]), "the second instance agrees");
+}
+
+#[test]
 fn without_the_spool_watch_the_rescan_carries_jobs_and_cancels_between_instances() {
     // No inotify events at all: only the rescan every poll_interval tells one instance what the
     // other did (as on a filesystem that delivers no events).

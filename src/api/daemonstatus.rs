@@ -1,4 +1,5 @@
-//! `daemonstatus.json`: pending, running and finished job counts, from the in-memory index.
+//! `daemonstatus.json`: pending, running and finished job counts, from the in-memory index once
+//! it has caught up with the other instances sharing the spool.
 
 use super::{ApiResult, fields};
 use crate::app::App;
@@ -6,6 +7,7 @@ use crate::http::params::Params;
 use serde_json::json;
 
 pub async fn handle(app: &App, _params: &mut Params) -> ApiResult {
+    app.catch_up().await;
     let (pending, running, finished) = app.index.counts();
     let mut out = fields();
     out.insert("pending".into(), json!(pending));

@@ -23,6 +23,7 @@ pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
     {
         return Err(ApiError::project_not_found(project));
     }
+    app.catch_up().await;
     let snapshot = app.index.snapshot(project.as_deref());
     let links = Links::new(&app.config);
     Ok(Answer::Raw(blocking(move || write_lists(&snapshot, links)).await))

@@ -428,6 +428,18 @@ impl JobIndex {
         self.refresh_finished()
     }
 
+    /// Catches up with the projects the index knows whose change counters moved, and reads the
+    /// finished log's new lines: what an answer about jobs does first, so that it tells what
+    /// every instance had done before it was asked. When nothing moved this is one read of each
+    /// project's counter. (A project new to this instance is found by the watch or the rescan.)
+    pub fn catch_up(&self) -> io::Result<()> {
+        let projects: Vec<String> = self.state().generations.keys().cloned().collect();
+        for project in projects {
+            self.rescan_project(&project)?;
+        }
+        self.refresh_finished()
+    }
+
     /// Whether a project's change counter moved since the index last matched it: one read of
     /// its lock file through a kept handle, without the lock (the watcher reports this
     /// instance's own changes too, and those the index already holds).

@@ -19,7 +19,7 @@ use crate::eggs::StoredEgg;
 use crate::logparser::{JobName, RunningLog, StatsFiles};
 use crate::spool::index::JobKey;
 use crate::spool::records::{FinishedJob, Outcome, PendingJob, RunningJob, local_time};
-use crate::spool::watch::JobsChanged;
+use crate::spool::watch::{JobsChanged, PendingSwitch, Watching};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::future::Future;
@@ -120,18 +120,21 @@ struct Supervisor {
     updating_stats: Arc<AtomicBool>,
     /// Whether a slot may be free, for [`SupervisorHandle::job_added`].
     slot_free: Arc<AtomicBool>,
+    /// Whether the spool watch reports pending jobs: only while a slot is free.
+    pending_watch: Option<PendingSwitch>,
 }
 
 /// Runs the supervisor until `shutdown` completes. Running crawls are left running.
 ///
-/// `changes` names projects whose spool files changed (from the filesystem watcher, if any).
+/// `watching` names projects whose spool files changed (the filesystem watch, if any).
 pub async fn run(
     app: Arc<App>,
     inbox: SupervisorInbox,
-    mut changes: Option<mpsc::UnboundedReceiver<JobsChanged>>,
+    watching: Option<Watching>,
     shutdown: impl Future<Output = ()>,
 ) {
     let SupervisorInbox { jobs_added, cancels_requested, slot_free } = inbox;
+    let (mut changes, pending_watch) = watching.map(|watching| (watching.changes, watching.pending)).unzip();
     let (ended_tx, mut ended_rx) = mpsc::unbounded_channel();
     let (recorded_tx, mut recorded_rx) = mpsc::unbounded_channel();
     let max = app.config.max_processes();
@@ -143,6 +146,7 @@ pub async fn run(
         ended_tx,
         updating_stats: Arc::default(),
         slot_free,
+        pending_watch,
     };
     // Crawls left by a previous run hold slots: adopt them before starting anything.
     supervisor.adopt_orphans().await;
@@ -159,10 +163,7 @@ pub async fn run(
             () = jobs_added.notified() => supervisor.dispatch().await,
             () = cancels_requested.notified() => supervisor.cancel_requested().await,
             _ = rescan.tick() => {
-                let index = app.index.clone();
-                if let Err(err) = blocking(move || index.rescan_all()).await {
-                    tracing::warn!("rescanning the spool failed: {err}");
-                }
+                supervisor.rescan().await;
                 supervisor.adopt_orphans().await;
                 supervisor.cancel_requested().await;
                 supervisor.dispatch().await;
@@ -259,15 +260,39 @@ impl Supervisor {
         crawls_changed
     }
 
+    /// Catches up with every project whose change counter moved, and with the finished log.
+    async fn rescan(&self) {
+        let index = self.app.index.clone();
+        if let Err(err) = blocking(move || index.rescan_all()).await {
+            tracing::warn!("rescanning the spool failed: {err}");
+        }
+    }
+
     /// Fills free slots with the best pending jobs, across all projects.
     ///
     /// Whether a slot is free is published before the index is read: a job added to the index
     /// after that read finds the flag set and wakes the supervisor, and one added before it is
-    /// seen by the read itself, so no job waits for the rescan while a slot is free.
+    /// seen by the read itself, so no job waits for the rescan while a slot is free. While every
+    /// slot is busy the spool watch does not report pending jobs, so when a slot frees, every
+    /// project is looked at again first: a job another instance scheduled meanwhile competes by
+    /// its priority like any other.
     async fn dispatch(&mut self) {
-        self.slot_free.store(self.crawls.len() < self.max, Ordering::SeqCst);
+        let free = self.crawls.len() < self.max;
+        let was_free = self.slot_free.swap(free, Ordering::SeqCst);
+        if free && !was_free {
+            self.hear_pending(true);
+            self.rescan().await;
+        }
         self.fill_slots().await;
-        self.slot_free.store(self.crawls.len() < self.max, Ordering::SeqCst);
+        let free = self.crawls.len() < self.max;
+        self.slot_free.store(free, Ordering::SeqCst);
+        self.hear_pending(free);
+    }
+
+    fn hear_pending(&self, hear: bool) {
+        if let Some(switch) = &self.pending_watch {
+            switch.hear(hear);
+        }
     }
 
     async fn fill_slots(&mut self) {

@@ -37,6 +37,7 @@ fn headers(app: &App) -> Vec<&'static str> {
 
 pub async fn render(app: &App, base: &str) -> std::io::Result<String> {
     let headers = headers(app);
+    app.catch_up().await;
     let snapshot = app.index.snapshot(None);
     let links = Links::new(&app.config);
     let base = base.to_string();
