@@ -78,6 +78,41 @@ pub fn to_python_json<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     out
 }
 
+/// JSON text written piece by piece into a buffer, as `json.dumps` would write it, for answers
+/// too large to serialise through structs: fixed text (keys, punctuation) is copied as it is and
+/// values go through [`PythonFormatter`]. For a listing of 100,000 finished jobs, `serde_json`
+/// spent a third of its time escaping the same key names over and over.
+pub struct JsonText<'a>(pub &'a mut Vec<u8>);
+
+impl JsonText<'_> {
+    /// Text that is already JSON.
+    pub fn raw(&mut self, text: &str) -> &mut Self {
+        self.0.extend_from_slice(text.as_bytes());
+        self
+    }
+
+    /// A string value; one of printable ASCII without quotes or backslashes, the usual kind, is
+    /// copied without looking for escapes twice.
+    pub fn str(&mut self, value: &str) -> &mut Self {
+        if value.bytes().all(|b| (b' '..0x7f).contains(&b) && b != b'"' && b != b'\\') {
+            self.0.push(b'"');
+            self.0.extend_from_slice(value.as_bytes());
+            self.0.push(b'"');
+            self
+        } else {
+            self.value(value)
+        }
+    }
+
+    /// Any other value.
+    pub fn value<T: Serialize + ?Sized>(&mut self, value: &T) -> &mut Self {
+        let mut serializer = Serializer::with_formatter(&mut *self.0, PythonFormatter);
+        // Serialising plain data into a Vec cannot fail.
+        value.serialize(&mut serializer).expect("JSON serialisation into memory");
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +142,15 @@ mod tests {
     #[test]
     fn control_characters_and_slashes_match_python() {
         assert_eq!(dumps(json!("a/b\n\t\"\\\u{1}\u{1f}")), r#""a/b\n\t\"\\\u0001\u001f""#);
+    }
+
+    #[test]
+    fn text_written_piece_by_piece_matches_the_serialised_value() {
+        for text in ["plain-id_1.2", "quote\"d", "back\\slash", "tab\t", "caf\u{e9}", "del\x7f", ""] {
+            let mut out = Vec::new();
+            JsonText(&mut out).raw("{\"id\": ").str(text).raw(", \"n\": ").value(&Some(3)).raw("}");
+            assert_eq!(String::from_utf8(out).unwrap(), dumps(json!({"id": text, "n": 3})), "{text:?}");
+        }
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! `log_url` and `items_url`: links to a job's files, shown only when the file exists.
 //!
 //! Stock checks two files per job, which for a long history is most of `listjobs`' time. Jobs of
-//! the same spider share a directory, so we list each spider directory once per answer.
+//! the same spider share a directory, so we list each spider directory once per answer, and look
+//! a job up in that listing by its id, without building a path or a file name per job (for
+//! 100,000 finished jobs that was a tenth of `listjobs.json`'s time).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -9,38 +11,90 @@ use std::path::{Path, PathBuf};
 /// Answers "does this job have a log / an items file?" for one response.
 #[derive(Debug)]
 pub struct Links {
-    logs_dir: Option<PathBuf>,
-    items_dir: Option<PathBuf>,
-    listed: HashMap<PathBuf, HashSet<String>>,
+    logs: Option<Files>,
+    items: Option<Files>,
 }
 
 impl Links {
     pub fn new(config: &crate::config::Config) -> Self {
-        Links { logs_dir: config.logs_dir.clone(), items_dir: config.items_local(), listed: HashMap::new() }
+        Links {
+            logs: config.logs_dir.clone().map(|root| Files::new("logs", root, ".log")),
+            items: config.items_local().map(|root| Files::new("items", root, ".jl")),
+        }
     }
 
     /// `/logs/<project>/<spider>/<job>.log` when that file exists.
     pub fn log_url(&mut self, project: &str, spider: &str, job: &str) -> Option<String> {
-        let dir = self.logs_dir.clone()?;
-        self.url("logs", &dir, project, spider, &format!("{job}.log"))
+        self.logs.as_mut()?.url(project, spider, job)
     }
 
     /// `/items/<project>/<spider>/<job>.jl` when items are local and that file exists.
     pub fn items_url(&mut self, project: &str, spider: &str, job: &str) -> Option<String> {
-        let dir = self.items_dir.clone()?;
-        self.url("items", &dir, project, spider, &format!("{job}.jl"))
-    }
-
-    fn url(&mut self, base: &str, root: &Path, project: &str, spider: &str, file: &str) -> Option<String> {
-        let dir = root.join(project).join(spider);
-        let names = self.listed.entry(dir).or_insert_with_key(|dir| list(dir));
-        names.contains(file).then(|| format!("/{base}/{project}/{spider}/{file}"))
+        self.items.as_mut()?.url(project, spider, job)
     }
 }
 
-fn list(dir: &Path) -> HashSet<String> {
-    match std::fs::read_dir(dir) {
-        Ok(entries) => entries.flatten().filter_map(|entry| entry.file_name().into_string().ok()).collect(),
-        Err(_) => HashSet::new(),
+/// One kind of job file (`<root>/<project>/<spider>/<job><extension>`), listed as needed.
+#[derive(Debug)]
+struct Files {
+    /// The URL's first segment.
+    base: &'static str,
+    root: PathBuf,
+    extension: &'static str,
+    /// Per `(project, spider)`: the job ids that have a file.
+    listed: HashMap<(String, String), HashSet<String>>,
+    /// The last directory looked at: consecutive jobs are mostly of one spider.
+    last: Option<(String, String)>,
+}
+
+impl Files {
+    fn new(base: &'static str, root: PathBuf, extension: &'static str) -> Files {
+        Files { base, root, extension, listed: HashMap::new(), last: None }
+    }
+
+    fn url(&mut self, project: &str, spider: &str, job: &str) -> Option<String> {
+        let same_as_last = self.last.as_ref().is_some_and(|(p, s)| p == project && s == spider);
+        if !same_as_last {
+            let key = (project.to_string(), spider.to_string());
+            if !self.listed.contains_key(&key) {
+                let ids = job_ids(&self.root.join(project).join(spider), self.extension);
+                self.listed.insert(key.clone(), ids);
+            }
+            self.last = Some(key);
+        }
+        let ids = self.last.as_ref().and_then(|key| self.listed.get(key))?;
+        ids.contains(job).then(|| format!("/{}/{project}/{spider}/{job}{}", self.base, self.extension))
+    }
+}
+
+/// The ids of the jobs that have a file with `extension` in `dir` (none if it cannot be read).
+fn job_ids(dir: &Path, extension: &str) -> HashSet<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return HashSet::new() };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter_map(|name| name.strip_suffix(extension).map(str::to_string))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_has_a_link_when_its_file_exists_in_its_spiders_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("p/s");
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["j1.log", "j2.log.log", "j3.jl", ".log"] {
+            std::fs::write(dir.join(name), b"").unwrap();
+        }
+        let mut logs = Files::new("logs", root.path().to_path_buf(), ".log");
+        assert_eq!(logs.url("p", "s", "j1").as_deref(), Some("/logs/p/s/j1.log"));
+        assert_eq!(logs.url("p", "s", "j2.log").as_deref(), Some("/logs/p/s/j2.log.log"));
+        assert_eq!(logs.url("p", "s", "j3"), None, "an items file is not a log");
+        assert_eq!(logs.url("p", "other", "j1"), None, "another spider's directory");
+        assert_eq!(logs.url("p", "s", "j1").as_deref(), Some("/logs/p/s/j1.log"), "back to a listed directory");
+        assert_eq!(logs.url("q", "s", "j1"), None);
     }
 }

@@ -31,8 +31,9 @@ pub type Fields = Map<String, Json>;
 pub enum Answer {
     /// Keys and values, serialised by the envelope.
     Fields(Fields),
-    /// The keys already written as JSON text (`"a": 1, "b": []`), for answers too large to
-    /// build as values first (`listjobs` with a long history).
+    /// An object opened and its keys already written as JSON text (`{"a": 1, "b": []`), for
+    /// answers too large to build as values first (`listjobs` with a long history); the
+    /// envelope's keys are appended to it in place, and it is closed.
     Raw(Vec<u8>),
     /// Stock's keys, then (after the envelope's `status` and `node_name`) keys of our own, so
     /// every stock key keeps its place.

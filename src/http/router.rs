@@ -93,10 +93,8 @@ async fn serve(app: &App, endpoint: Endpoint, request: Request<Incoming>) -> Res
         Ok(Answer::Extended(fields, extra)) => {
             envelope(methods, StatusCode::OK, &Value::Object(with_envelope(app, fields, extra)))
         }
-        Ok(Answer::Raw(keys)) => {
-            let mut body = Vec::with_capacity(keys.len() + 64);
-            body.push(b'{');
-            body.extend_from_slice(&keys);
+        Ok(Answer::Raw(mut body)) => {
+            // Appended, not copied: the body may be tens of megabytes.
             body.extend_from_slice(b", \"status\": \"ok\", \"node_name\": ");
             body.extend_from_slice(&to_python_json(app.node_name()));
             body.extend_from_slice(b"}\n");
