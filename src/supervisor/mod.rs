@@ -63,7 +63,7 @@ impl SupervisorHandle {
     /// A job was scheduled (it is in the index): fill a free slot now rather than at the next
     /// rescan. With every slot busy the supervisor is not woken at all: the job is taken when a
     /// slot frees, since the supervisor reads the index after it says a slot is free (see
-    /// [`Supervisor::dispatch`]). A burst of schedules then costs no thread a wake-up per job.
+    /// `Supervisor::dispatch`). A burst of schedules then costs no thread a wake-up per job.
     pub fn job_added(&self) {
         if self.slot_free.load(Ordering::SeqCst) {
             self.jobs_added.notify_one();
