@@ -422,10 +422,7 @@ impl JobIndex {
     /// Catches up with every project and reads the finished log's new lines. Projects whose
     /// change counter did not move are not listed at all.
     pub fn rescan_all(&self) -> io::Result<()> {
-        for project in self.spool.projects()? {
-            self.rescan_project(&project)?;
-        }
-        self.refresh_finished()
+        self.rescan_projects(self.spool.projects()?)
     }
 
     /// Catches up with the projects the index knows whose change counters moved, and reads the
@@ -433,7 +430,12 @@ impl JobIndex {
     /// every instance had done before it was asked. When nothing moved this is one read of each
     /// project's counter. (A project new to this instance is found by the watch or the rescan.)
     pub fn catch_up(&self) -> io::Result<()> {
-        let projects: Vec<String> = self.state().generations.keys().cloned().collect();
+        let known: Vec<String> = self.state().generations.keys().cloned().collect();
+        self.rescan_projects(known)
+    }
+
+    /// Catches up with each of `projects` whose change counter moved, then with the finished log.
+    fn rescan_projects(&self, projects: Vec<String>) -> io::Result<()> {
         for project in projects {
             self.rescan_project(&project)?;
         }
