@@ -10,6 +10,7 @@ use crate::eggs::spiders::{EggIdentity, SpiderCache};
 use crate::eggs::{EggStore, StoredEgg};
 use crate::http::auth::Credentials;
 use crate::runner::Runner;
+use crate::runtime::blocking;
 use crate::spool::Spool;
 use crate::spool::finished::FinishedLog;
 use crate::spool::index::JobIndex;
@@ -86,9 +87,12 @@ impl App {
     /// answers about jobs do before they read it. Those changes also come through the spool
     /// watch, but not at once, and changes to pending jobs not at all while every slot of this
     /// instance is busy. A failure is logged, and the answer is given from what is known.
-    pub async fn catch_up(&self) {
-        let index = self.index.clone();
-        if let Err(err) = blocking(move || index.catch_up()).await {
+    ///
+    /// In place on the async worker (see [`crate::runtime`]): when nothing moved this is one read
+    /// of each project's change counter, and a project that moved is re-listed after handing the
+    /// worker off.
+    pub fn catch_up(&self) {
+        if let Err(err) = self.index.catch_up() {
             tracing::warn!("catching up with the spool failed: {err}");
         }
     }
@@ -141,39 +145,20 @@ impl App {
         self.with_spiders(project, version, |spiders| spiders).await
     }
 
-    /// Runs `then` on the spiders of `project` at `version` (see [`App::project_spiders`]) as
-    /// blocking work.
+    /// Runs `then` on the spiders of `project` at `version` (see [`App::project_spiders`]).
     ///
-    /// With the spider list cached, the checks, the cache lookup and `then` are one blocking
-    /// section: this is the path of every `schedule.json`, whose `then` writes the job. Only a
-    /// cache miss runs `scrapy list` (and caches its answer) before `then` runs.
+    /// With the spider list cached, the checks, the cache lookup and `then` run in place on the
+    /// async worker (see [`crate::runtime`]): this is the path of every `schedule.json`, whose
+    /// `then` writes the job, and it is short (a directory listing, a lookup in memory, one
+    /// synchronous write). Only a cache miss runs `scrapy list` (and caches its answer) before
+    /// `then` runs, as blocking work.
     pub async fn with_spiders<T: Send + 'static>(
         &self,
         project: &str,
         version: Option<&str>,
         then: impl FnOnce(Vec<String>) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let settings_project = self.settings_module(project).is_some();
-        let (eggs, cache) = (self.eggs.clone(), self.spiders.clone());
-        let (name, requested) = (project.to_string(), version.filter(|v| !v.is_empty()).map(str::to_string));
-        let lookup = blocking(move || -> Result<Lookup<T, _>, ApiError> {
-            if !settings_project && !eggs.has_project(&name) {
-                return Err(ApiError::project_not_found(&name));
-            }
-            let Some((egg, identity)) = eggs.get_identified(&name, requested.as_deref())? else {
-                return match requested {
-                    Some(version) => Err(ApiError::version_not_found(&version)),
-                    // A `[settings]` project has no egg: Scrapy finds it through scrapy.cfg.
-                    None => Ok(Lookup::NoEgg(then)),
-                };
-            };
-            Ok(match cache.get(&name, &egg.version, identity) {
-                Some(spiders) => Lookup::Done(then(spiders)),
-                None => Lookup::Miss(egg, identity, then),
-            })
-        })
-        .await?;
-        match lookup {
+        match self.look_up_spiders(project, version, then)? {
             Lookup::Done(value) => Ok(value),
             Lookup::NoEgg(then) => {
                 let spiders = self.runner.list_spiders(project, None, None).await?;
@@ -192,39 +177,36 @@ impl App {
             }
         }
     }
+
+    /// [`App::with_spiders`]' first step: the checks, and `then` if the spider list is cached.
+    fn look_up_spiders<T, F: FnOnce(Vec<String>) -> T>(
+        &self,
+        project: &str,
+        version: Option<&str>,
+        then: F,
+    ) -> Result<Lookup<T, F>, ApiError> {
+        let requested = version.filter(|v| !v.is_empty());
+        if self.settings_module(project).is_none() && !self.eggs.has_project(project) {
+            return Err(ApiError::project_not_found(project));
+        }
+        let Some((egg, identity)) = self.eggs.get_identified(project, requested)? else {
+            return match requested {
+                Some(version) => Err(ApiError::version_not_found(version)),
+                // A `[settings]` project has no egg: Scrapy finds it through scrapy.cfg.
+                None => Ok(Lookup::NoEgg(then)),
+            };
+        };
+        Ok(match self.spiders.get(project, &egg.version, identity) {
+            Some(spiders) => Lookup::Done(then(spiders)),
+            None => Lookup::Miss(egg, identity, then),
+        })
+    }
 }
 
-/// How far [`App::with_spiders`] got in its first blocking section: done (the list was cached),
+/// How far [`App::with_spiders`] got in its first step: done (the list was cached),
 /// or holding the work until `scrapy list` has answered.
 enum Lookup<T, F> {
     Done(T),
     Miss(StoredEgg, EggIdentity, F),
     NoEgg(F),
 }
-
-/// Runs filesystem work without stalling the other requests.
-///
-/// On the multi-threaded runtime the work runs right here, inside `block_in_place`: tokio hands
-/// this worker's other tasks to another thread while it blocks, and the request itself skips two
-/// thread switches (to a blocking-pool thread and back), a good part of a short request's time on
-/// a busy two-core machine (measured: `schedule.json` 10-15% faster with the spool on tmpfs).
-/// Each such hand-off needs a blocking-pool thread to take over the worker, so only
-/// [`IN_PLACE`] sections run this way at once; beyond that (hundreds of requests waiting on a slow
-/// disk) the work queues in the blocking pool and the async workers stay free for the requests
-/// that need no disk. Anywhere else (a current-thread runtime) it goes to the blocking pool.
-pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    static SECTIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(IN_PLACE);
-    if Handle::try_current().is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::MultiThread)
-        && let Ok(_permit) = SECTIONS.try_acquire()
-    {
-        return tokio::task::block_in_place(work);
-    }
-    match tokio::task::spawn_blocking(work).await {
-        Ok(value) => value,
-        Err(err) => std::panic::resume_unwind(err.into_panic()),
-    }
-}
-
-/// How many blocking sections may run in place at once (tokio's blocking pool has 512 threads).
-const IN_PLACE: usize = 64;

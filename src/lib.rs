@@ -16,6 +16,7 @@
 //! - [`logparser`]: LogParser-compatible stats files in `logs_dir`, for ScrapydWeb.
 //! - [`migrate`]: the import of stock Scrapyd's queues and finished jobs from `dbs/`, once.
 //! - [`app`]: the shared state handed to every request.
+//! - [`runtime`]: the one async worker, and which work runs on it or is handed off.
 //!
 //! [`run`] is the daemon: it takes a configuration, already-bound listeners and a shutdown
 //! future, so tests can start it in-process on port 0.
@@ -31,6 +32,7 @@ pub mod links;
 pub mod logparser;
 pub mod migrate;
 pub mod runner;
+pub mod runtime;
 pub mod spool;
 pub mod supervisor;
 pub mod web;

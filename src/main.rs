@@ -71,7 +71,7 @@ fn main() -> ExitCode {
     if let Some(Command::Migrate { dry_run }) = cli.command {
         return migrate(&config, dry_run);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match scrapyd_rs::runtime::build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("scrapyd-rs: cannot start the async runtime: {err}");

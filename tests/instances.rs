@@ -4,7 +4,7 @@
 use crate::helper::{Daemon, python, wait_until};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn ids(list: &Value) -> BTreeSet<String> {
     list.as_array().expect("a list").iter().map(|job| job["id"].as_str().expect("an id").to_string()).collect()
@@ -153,4 +153,54 @@ fn without_the_spool_watch_the_rescan_carries_jobs_and_cancels_between_instances
         let status = daemon.get("/daemonstatus.json").ok();
         assert_eq!((&status["pending"], &status["running"]), (&Value::from(0), &Value::from(0)));
     }
+}
+
+/// A `schedule.json` runs on the daemon's one async worker; when it has to wait for its project's
+/// lock (another instance holding it, for a sync of the filesystem say) it hands the worker off,
+/// so every other request is still answered at once.
+#[test]
+fn a_schedule_waiting_for_a_lock_held_elsewhere_holds_up_no_other_request() {
+    let daemon = Daemon::start("max_proc = 1\n");
+    daemon.add_version("demo", "r1", &python::egg("demo")).ok();
+    // The first schedule caches the spider list, so the second takes the path of every later one.
+    schedule(&daemon, "args", "before-the-lock", &[]);
+    let held = std::fs::File::options().read(true).write(true).open(daemon.path().join("spool/demo/.lock")).unwrap();
+    held.lock().expect("the project's lock, taken as another instance would");
+
+    let (addr, body) = (
+        daemon.addr,
+        crate::helper::client::urlencode(&[("project", b"demo"), ("spider", b"args"), ("jobid", b"behind-the-lock")]),
+    );
+    let waiting = std::thread::spawn(move || {
+        let headers = [("Content-Type", "application/x-www-form-urlencoded")];
+        crate::helper::client::request(addr, "POST", "/schedule.json", &headers, &body)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!waiting.is_finished(), "the schedule waits for the lock");
+
+    // Asked from a thread, so that a daemon stuck behind the lock fails the test instead of
+    // hanging it.
+    let (answered, answer) = std::sync::mpsc::channel();
+    let asked = Instant::now();
+    std::thread::spawn(move || {
+        let _ = answered.send(crate::helper::client::request(addr, "GET", "/daemonstatus.json", &[], b""));
+    });
+    let status = answer.recv_timeout(Duration::from_secs(5));
+    let took = asked.elapsed();
+    let still_waiting = !waiting.is_finished();
+    held.unlock().unwrap();
+    let status = status.expect("daemonstatus.json answers while a schedule waits for a lock");
+    assert_eq!(status.ok()["status"], "ok");
+    assert!(took < Duration::from_secs(1), "daemonstatus.json took {took:?}");
+    assert!(still_waiting, "the schedule was still waiting when daemonstatus.json answered");
+    assert_eq!(
+        waiting.join().unwrap().ok()["jobid"],
+        "behind-the-lock",
+        "the schedule goes through once the lock is free"
+    );
+    assert!(
+        lists(&daemon, "pending", "behind-the-lock", &[])
+            || lists(&daemon, "running", "behind-the-lock", &[])
+            || lists(&daemon, "finished", "behind-the-lock", &[])
+    );
 }

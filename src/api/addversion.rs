@@ -5,10 +5,11 @@
 //! previous latest version therefore stays the latest when a deploy fails.
 
 use super::{ApiError, ApiResult, fields, required_text};
-use crate::app::{App, blocking};
+use crate::app::App;
 use crate::eggs::spiders::EggIdentity;
 use crate::eggs::{check_project_name, looks_like_zip};
 use crate::http::params::{Params, Value};
+use crate::runtime::blocking;
 use serde_json::json;
 use std::io::Write;
 use std::path::Path;

@@ -5,8 +5,9 @@
 //! running job (or `cancel_grace` after the first) kills its whole process group.
 
 use super::{ApiError, ApiResult, fields, optional_text, required_text};
-use crate::app::{App, blocking};
+use crate::app::App;
 use crate::http::params::Params;
+use crate::runtime::blocking;
 use crate::supervisor::process::parse_signal;
 use serde_json::json;
 

@@ -7,7 +7,7 @@ use crate::http::params::Params;
 use serde_json::json;
 
 pub async fn handle(app: &App, _params: &mut Params) -> ApiResult {
-    app.catch_up().await;
+    app.catch_up();
     let (pending, running, finished) = app.index.counts();
     let mut out = fields();
     out.insert("pending".into(), json!(pending));

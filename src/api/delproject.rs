@@ -1,8 +1,9 @@
 //! `delproject.json`: removes a project with all its versions.
 
 use super::{ApiResult, fields, required_text};
-use crate::app::{App, blocking};
+use crate::app::App;
 use crate::http::params::Params;
+use crate::runtime::blocking;
 
 pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
     let project = required_text(params, "project")?;

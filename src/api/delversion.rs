@@ -1,9 +1,10 @@
 //! `delversion.json`: removes one version; the project goes with its last version.
 
 use super::{ApiResult, fields, required_text};
-use crate::app::{App, blocking};
+use crate::app::App;
 use crate::eggs::version::sanitize;
 use crate::http::params::Params;
+use crate::runtime::blocking;
 
 pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
     let project = required_text(params, "project")?;

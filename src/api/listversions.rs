@@ -1,8 +1,9 @@
 //! `listversions.json`: the stored (sanitized) versions of a project, oldest first.
 
 use super::{ApiResult, fields, required_text};
-use crate::app::{App, blocking};
+use crate::app::App;
 use crate::http::params::Params;
+use crate::runtime::blocking;
 use serde_json::json;
 
 pub async fn handle(app: &App, params: &mut Params) -> ApiResult {

@@ -29,8 +29,8 @@ pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
     let submitted = Submitted::take(params)?;
     let (project, version) = (submitted.project.clone(), submitted.version.clone());
     let (index, node) = (app.index.clone(), app.node_name().to_string());
-    // The spider check, the remaining checks and the durable write: one blocking section when
-    // the spider list is cached.
+    // The spider check, the remaining checks and the durable write: one step in place on the
+    // async worker when the spider list is cached (see `crate::runtime`).
     let jobid = app
         .with_spiders(&project, version.as_deref(), move |spiders| -> Result<String, ApiError> {
             let request = submitted.validate(&spiders)?;

@@ -18,7 +18,7 @@ pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
     {
         return Err(ApiError::project_not_found(project));
     }
-    app.catch_up().await;
+    app.catch_up();
     let state = app.index.state_of(project.as_deref(), &job);
     let mut out = fields();
     out.insert("currstate".into(), json!(state.map(|s| s.as_str())));

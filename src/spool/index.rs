@@ -194,9 +194,13 @@ impl JobIndex {
         let guard = self.spool.lock_project(project)?;
         let generation = guard.generation()?;
         if self.state().generations.get(project) != Some(&generation) {
-            self.spool.remove_stray_temp_files(&guard, project)?;
-            self.spool.recover_pending(&guard, project)?;
-            self.relist(project)?;
+            // Another instance changed the project (or this one has not looked yet): a listing
+            // of every job file, too long to hold up the async worker.
+            crate::runtime::may_block(|| -> io::Result<()> {
+                self.spool.remove_stray_temp_files(&guard, project)?;
+                self.spool.recover_pending(&guard, project)?;
+                self.relist(project)
+            })?;
             self.state().generations.insert(project.to_string(), generation);
         }
         Ok(guard)

@@ -13,11 +13,12 @@
 //! A record says "`pending/<name>` holds these bytes". Records are numbered in order (their
 //! LSN), and record `n` lives in block `2 + n % 256`. Records before the *checkpoint* are
 //! *settled*: their pending files were fsynced with their directory since, so their blocks may be
-//! reused. Settling happens when the journal is full, and always before a pending file leaves
-//! `pending/` (claimed, cancelled or withdrawn; see [`Journal::settle`]). Hence every record past
-//! the checkpoint names a job that was still pending when the machine last went down, and
-//! recovery is: rewrite each such pending file from its record if it is missing or torn, then
-//! settle.
+//! reused. Settling happens in the background once half the record blocks are in use (see
+//! [`Journal::append`]), on the request path only when the journal is full, and always before a
+//! pending file leaves `pending/` (claimed, cancelled or withdrawn; see [`Journal::settle`]).
+//! Hence every record past the checkpoint names a job that was still pending when the machine
+//! last went down, and recovery is: rewrite each such pending file from its record if it is
+//! missing or torn, then settle.
 //!
 //! The head (the next LSN) and the checkpoint live in the project's lock file, beside its change
 //! counter, with the boot id of the machine that wrote them. Within one boot they are exact for
@@ -37,6 +38,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The size of a block: the unit of every write, and what `O_DIRECT` requires alignment to.
@@ -163,6 +165,12 @@ fn decode_header(block: &[u8]) -> Option<u64> {
 struct OpenJournal {
     file: File,
     identity: (u64, u64),
+    /// Every record below this LSN had its pending file on disk when a background sync of the
+    /// filesystem finished (kept here, with the file it is about, so a journal made anew under
+    /// the same name starts again from 0).
+    synced: AtomicU64,
+    /// Whether a background sync for this journal is under way.
+    syncing: AtomicBool,
 }
 
 impl OpenJournal {
@@ -244,6 +252,14 @@ impl Journal {
     /// has written that file (whole, without waiting for the disk); the job is acknowledged when
     /// this returns `Ok(true)`. `Ok(false)`, with nothing written, when the record does not fit in
     /// a block: the caller writes the file durably itself. The caller holds the project's lock.
+    ///
+    /// Settling, a sync of the whole filesystem (about 3 ms here, far longer where crawls write
+    /// much beside the spool), stays off the request path: once half the record blocks are in
+    /// use a thread of its own syncs the filesystem without the project's lock, and a later
+    /// append moves the checkpoint to where that sync reached, one header write. Only a journal
+    /// that fills up before then (the sync taking longer than half a journal of schedules) is
+    /// settled here. Measured with every 256th `schedule.json` settling in place: 11-12 µs
+    /// per request on average, about 4% of its time.
     pub fn append(
         &self,
         guard: &ProjectGuard,
@@ -256,8 +272,12 @@ impl Journal {
             return Ok(false);
         }
         let Some(mut loaded) = self.load(guard, project, true)? else { return Ok(false) };
+        if loaded.trusted {
+            loaded.marks = self.take_background_sync(guard, &loaded)?;
+        }
         if !loaded.trusted || loaded.marks.head - loaded.marks.checkpoint >= SLOTS {
-            loaded.marks = self.settle_loaded(guard, project, &loaded)?;
+            // A sync of the whole filesystem: too long to hold up the async worker.
+            loaded.marks = crate::runtime::may_block(|| self.settle_loaded(guard, project, &loaded))?;
         }
         let Marks { head, checkpoint } = loaded.marks;
         let Some(block) = Record::encode(head, name, bytes) else { return Ok(false) };
@@ -268,7 +288,49 @@ impl Journal {
             return Err(err);
         }
         guard.set_journal_marks(&self.boot, Marks { head: head + 1, checkpoint })?;
+        if head + 1 - checkpoint >= SLOTS / 2 {
+            self.sync_in_background(project, &loaded.journal, head + 1);
+        }
         Ok(true)
+    }
+
+    /// Moves the checkpoint to where the last background sync reached, if that is further. Safe
+    /// without the lock having been held during the sync: every record below `synced` had its
+    /// pending file written before the sync began, and a pending file leaves `pending/` only
+    /// after a settle that already moved the checkpoint past its record. The caller holds the
+    /// project's lock.
+    fn take_background_sync(&self, guard: &ProjectGuard, loaded: &Loaded) -> io::Result<Marks> {
+        let Marks { head, checkpoint } = loaded.marks;
+        let synced = loaded.journal.synced.load(Ordering::Acquire);
+        if synced <= checkpoint || synced > head {
+            return Ok(loaded.marks);
+        }
+        loaded.journal.write_checkpoint(synced)?;
+        let marks = Marks { head, checkpoint: synced };
+        guard.set_journal_marks(&self.boot, marks)?;
+        Ok(marks)
+    }
+
+    /// Starts a sync of the filesystem that covers every record below `head`, unless one is under
+    /// way for this journal.
+    fn sync_in_background(&self, project: &str, journal: &Arc<OpenJournal>, head: u64) {
+        if journal.syncing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (syncing, dir) = (journal.clone(), self.pending_dir(project));
+        let spawned = std::thread::Builder::new().name("spool-settle".into()).spawn(move || {
+            match fsutil::sync_filesystem(&dir) {
+                Ok(()) => {
+                    syncing.synced.fetch_max(head, Ordering::AcqRel);
+                }
+                Err(err) => tracing::warn!("syncing the filesystem of {} failed: {err}", dir.display()),
+            }
+            syncing.syncing.store(false, Ordering::Release);
+        });
+        if let Err(err) = spawned {
+            tracing::warn!("cannot start a thread to settle the journal: {err}");
+            journal.syncing.store(false, Ordering::Release);
+        }
     }
 
     /// Makes every journaled pending file of the project durable on its own, and moves the
@@ -372,7 +434,12 @@ impl Journal {
         }
         let file = open_synchronous(&path)?;
         let meta = file.metadata()?;
-        let journal = Arc::new(OpenJournal { file, identity: (meta.dev(), meta.ino()) });
+        let journal = Arc::new(OpenJournal {
+            file,
+            identity: (meta.dev(), meta.ino()),
+            synced: AtomicU64::new(0),
+            syncing: AtomicBool::new(false),
+        });
         open.insert(project.to_string(), journal.clone());
         Ok(Some(journal))
     }
@@ -525,7 +592,26 @@ mod tests {
     }
 
     #[test]
-    fn the_journal_wraps_around_settling_when_full() {
+    fn half_a_journal_is_settled_by_a_sync_in_the_background() {
+        let scene = Scene::new();
+        for i in 0..SLOTS / 2 {
+            scene.append(&format!("j{i}.json"));
+        }
+        assert_eq!(scene.marks().unwrap().checkpoint, 0, "the request path did not settle");
+        let journal = scene.journal.open("p", None).unwrap().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while journal.synced.load(Ordering::Acquire) < SLOTS / 2 {
+            assert!(std::time::Instant::now() < deadline, "the background sync finishes");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        scene.append("next.json");
+        // Only a full journal settles on the way: the checkpoint moved to where the sync reached.
+        assert_eq!(scene.marks(), Some(Marks { head: SLOTS / 2 + 1, checkpoint: SLOTS / 2 }));
+        assert_eq!(journal.durable_checkpoint().unwrap(), SLOTS / 2);
+    }
+
+    #[test]
+    fn the_journal_wraps_around() {
         let scene = Scene::new();
         let count = SLOTS * 2 + 10;
         for i in 0..count {
@@ -533,7 +619,8 @@ mod tests {
         }
         let marks = scene.marks().unwrap();
         assert_eq!(marks.head, count);
-        assert_eq!(marks.checkpoint, SLOTS * 2, "settled each time every block was taken");
+        // Settled in the background, or on the way when a sync had not finished in time.
+        assert!(count - marks.checkpoint <= SLOTS, "{marks:?}");
         // After a reboot, the head is found by reading records from the durable checkpoint on.
         fs::remove_file(scene.pending(&format!("j{}.json", count - 1))).unwrap();
         let rebooted = scene.rebooted();

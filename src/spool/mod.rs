@@ -264,7 +264,13 @@ impl Spool {
             }
         }
         let file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(dir.join(".lock"))?;
-        file.lock()?;
+        match file.try_lock() {
+            Ok(()) => {}
+            // Held by another instance or thread, maybe for a filesystem sync: wait without
+            // holding up the async worker if this runs in place on it.
+            Err(std::fs::TryLockError::WouldBlock) => crate::runtime::may_block(|| file.lock())?,
+            Err(std::fs::TryLockError::Error(err)) => return Err(err),
+        }
         Ok(ProjectGuard { file })
     }
 

@@ -14,9 +14,10 @@
 pub mod launch;
 pub mod process;
 
-use crate::app::{App, blocking};
+use crate::app::App;
 use crate::eggs::StoredEgg;
 use crate::logparser::{JobName, RunningLog, StatsFiles};
+use crate::runtime::blocking;
 use crate::spool::index::JobKey;
 use crate::spool::records::{FinishedJob, Outcome, PendingJob, RunningJob, local_time};
 use crate::spool::watch::{JobsChanged, PendingSwitch, Watching};

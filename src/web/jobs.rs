@@ -11,8 +11,9 @@
 //! never mistakes one of ours for a missing stock column (Items, with no `items_dir`).
 
 use super::{escape, indent};
-use crate::app::{App, blocking};
+use crate::app::App;
 use crate::links::Links;
+use crate::runtime::blocking;
 use crate::spool::index::Snapshot;
 use crate::spool::records::python_timedelta;
 use chrono::NaiveDateTime;
@@ -37,7 +38,7 @@ fn headers(app: &App) -> Vec<&'static str> {
 
 pub async fn render(app: &App, base: &str) -> std::io::Result<String> {
     let headers = headers(app);
-    app.catch_up().await;
+    app.catch_up();
     let snapshot = app.index.snapshot(None);
     let links = Links::new(&app.config);
     let base = base.to_string();

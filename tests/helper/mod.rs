@@ -86,11 +86,7 @@ impl Daemon {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("test runtime");
+            let runtime = scrapyd_rs::runtime::build().expect("the daemon's runtime");
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
                 addr_tx.send(listener.local_addr().expect("local addr")).expect("report address");
