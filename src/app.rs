@@ -89,8 +89,8 @@ impl App {
     /// instance is busy. A failure is logged, and the answer is given from what is known.
     ///
     /// In place on the async worker (see [`crate::runtime`]): when nothing moved this is one read
-    /// of each project's change counter, and a project that moved is re-listed after handing the
-    /// worker off.
+    /// of each project's change counter and a `stat` of the finished log; a project that moved is
+    /// re-listed, and new lines of the log are read, after handing the worker off.
     pub fn catch_up(&self) {
         if let Err(err) = self.index.catch_up() {
             tracing::warn!("catching up with the spool failed: {err}");

@@ -3,8 +3,9 @@
 //! The daemon's async work is small: read a request, look at a few files, answer; watch the
 //! spool; wait for crawls to end. One worker thread does all of it, and the request path's short
 //! disk work runs in place on it: for `schedule.json` the egg lookup and the writing of one job,
-//! for the answers about jobs a read of each project's change counter. So a request wakes one
-//! thread of ours, always the same one. Both halves of that matter on a small machine:
+//! for the answers about jobs a read of each project's change counter and a `stat` of the
+//! finished log. So a request wakes one thread of ours, usually the same one. Both halves of that
+//! matter on a small machine:
 //!
 //! - With a worker per core, the worker parked on the event loop often handed a request to the
 //!   other worker, and the two woke each other: on two cores that cost more than the request.
@@ -53,6 +54,10 @@ pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'stat
 /// worker: there, the worker's event loop is handed to another thread first, so other requests
 /// go on meanwhile. Anywhere else (a blocking-pool thread, a thread of our own, no runtime at
 /// all) it simply runs.
+///
+/// Each wait under way holds a thread, and each hand-off takes one from tokio's blocking pool
+/// (512): hundreds of requests all waiting at once for a lock another instance holds would use
+/// it up, and the event loop would then wait for the first of them to end.
 pub fn may_block<T>(wait: impl FnOnce() -> T) -> T {
     if on_multi_thread_runtime() { tokio::task::block_in_place(wait) } else { wait() }
 }

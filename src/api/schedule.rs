@@ -43,7 +43,8 @@ pub async fn handle(app: &App, params: &mut Params) -> ApiResult {
     Ok(out.into())
 }
 
-/// Writes the job to the spool (blocking); returns its id.
+/// Writes the job to the spool, durably (in place on the async worker; see `crate::runtime`);
+/// returns its id.
 fn enqueue(index: &JobIndex, request: ScheduleRequest, node: String) -> Result<String, ApiError> {
     // Stock accepts any job id and then loses the job when it builds the log path; we refuse a
     // job id that cannot name files, after all of stock's own checks.

@@ -187,7 +187,8 @@ impl JobIndex {
         &self.log
     }
 
-    // --- changes (blocking: call them off the async workers) ---
+    // --- changes (each may wait for the disk: on the async worker, only the short ones, which hand
+    //     the worker off before a long wait; see `crate::runtime`) ---
 
     /// Takes the project's lock and brings the index up to date with its files.
     fn lock(&self, project: &str) -> io::Result<ProjectGuard> {
@@ -517,8 +518,17 @@ impl JobIndex {
     }
 
     /// Reads what was appended to the finished log since the last read.
+    ///
+    /// When nothing was appended this is one `stat` of the log, fit to run in place on the async
+    /// worker; reading new lines (the whole log after a compaction), or waiting for the
+    /// supervisor while it records a job that ended, hands the worker off first.
     pub fn refresh_finished(&self) -> io::Result<()> {
-        self.read_finished(None)
+        if let Ok(cursor) = self.finished_cursor.try_lock()
+            && self.log.unchanged_since(&cursor)
+        {
+            return Ok(());
+        }
+        crate::runtime::may_block(|| self.read_finished(None))
     }
 
     /// Reads the finished log's new lines and applies them, together with the removal of the

@@ -258,9 +258,12 @@ impl Spool {
         let dir = self.root.join(project);
         for sub in ["pending", "running"].map(|sub| dir.join(sub)) {
             if !fsutil::is_dir_quietly(&sub) {
-                fsutil::create_dir_all_durable(&dir)?;
-                fsutil::spread_subdirectories(&dir);
-                fsutil::create_dir_all_durable(&sub)?;
+                // Directories made durable (fsyncs), once per project: off the async worker.
+                crate::runtime::may_block(|| -> io::Result<()> {
+                    fsutil::create_dir_all_durable(&dir)?;
+                    fsutil::spread_subdirectories(&dir);
+                    fsutil::create_dir_all_durable(&sub)
+                })?;
             }
         }
         let file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(dir.join(".lock"))?;
@@ -333,8 +336,7 @@ impl Spool {
         // POSIX needs for the new name, finds nothing left to write: one journal commit per job.
         // The answer waits for both; a loader skips a file torn by a crash in between.
         let file = temp.persist(dir.join(pending_file_name(job))).map_err(|e| e.error)?;
-        file.sync_all()?;
-        fsutil::sync_dir(&dir)
+        crate::runtime::may_block(|| file.sync_all().and_then(|()| fsutil::sync_dir(&dir)))
     }
 
     /// Puts back the pending files that the project's journal acknowledged before a reboot and

@@ -39,11 +39,11 @@ fn headers(app: &App) -> Vec<&'static str> {
 pub async fn render(app: &App, base: &str) -> std::io::Result<String> {
     let headers = headers(app);
     app.catch_up();
-    let snapshot = app.index.snapshot(None);
-    let links = Links::new(&app.config);
+    let (index, links) = (app.index.clone(), Links::new(&app.config));
     let base = base.to_string();
     let rows_for = headers.clone();
-    let (pending, running, finished) = blocking(move || rows(&rows_for, snapshot, links, &base)).await;
+    // The copy of a long history out of the index and its rows: off the async worker.
+    let (pending, running, finished) = blocking(move || rows(&rows_for, index.snapshot(None), links, &base)).await;
     let columns = headers.len();
     let ths: Vec<String> = headers.iter().map(|h| format!("<th>{h}</th>")).collect();
     let header_row = format!("<tr>\n{}\n</tr>", indent(&ths.join("\n"), "    "));
