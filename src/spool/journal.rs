@@ -22,10 +22,13 @@
 //! missing or torn, then settle.
 //!
 //! The head (the next LSN) and the checkpoint live in the project's lock file, beside its change
-//! counter, with the boot id of the machine that wrote them. Within one boot they are exact for
-//! every instance, since they change only under the project's lock. After a reboot they are not
-//! trusted: the first instance to lock the project reads the checkpoint from the journal's header
-//! blocks and finds the head by reading records from there until one is missing or torn. The two
+//! counter, with the boot id of the machine that wrote them and the journal file's inode number.
+//! Within one boot they are exact for every instance, since they change only under the project's
+//! lock; an instance whose open journal is not the file they name opens the journal again. After
+//! a reboot, or when they do not name the journal found under its name (marks written by an
+//! older scrapyd-rs), they are not trusted: the first instance to lock the project reads the
+//! checkpoint from the journal's header blocks and finds the head by reading records from there
+//! until one is missing or torn. The two
 //! header blocks are written alternately, so a header torn by a power cut leaves the previous one,
 //! which is still right: the settle that wrote the torn one never finished, so nothing relied on it.
 //!
@@ -175,6 +178,11 @@ struct OpenJournal {
 }
 
 impl OpenJournal {
+    /// The journal file's inode number, which the lock file's marks name.
+    fn inode(&self) -> u64 {
+        self.identity.1
+    }
+
     fn block_offset(block: u64) -> u64 {
         block * BLOCK as u64
     }
@@ -288,7 +296,7 @@ impl Journal {
             let _ = fs::remove_file(self.pending_dir(project).join(name));
             return Err(err);
         }
-        guard.set_journal_marks(&self.boot, Marks { head: head + 1, checkpoint })?;
+        guard.set_journal_marks(&self.boot, loaded.journal.inode(), Marks { head: head + 1, checkpoint })?;
         if head + 1 - checkpoint >= SLOTS / 2 {
             self.sync_in_background(project, &loaded.journal, head + 1);
         }
@@ -315,7 +323,7 @@ impl Journal {
         }
         loaded.journal.write_checkpoint(synced)?;
         let marks = Marks { head, checkpoint: synced };
-        guard.set_journal_marks(&self.boot, marks)?;
+        guard.set_journal_marks(&self.boot, loaded.journal.inode(), marks)?;
         Ok(marks)
     }
 
@@ -384,7 +392,7 @@ impl Journal {
         }
         // Only now may the marks be trusted: a crash before this leaves the recovery to be done.
         let settled = Marks { head: marks.head, checkpoint: marks.head };
-        guard.set_journal_marks(&self.boot, settled)?;
+        guard.set_journal_marks(&self.boot, journal.inode(), settled)?;
         Ok(settled)
     }
 
@@ -394,18 +402,19 @@ impl Journal {
     /// is false.
     fn load(&self, guard: &ProjectGuard, project: &str, create: bool) -> io::Result<Option<Loaded>> {
         // The journal this process opened before is the project's as long as the lock file's
-        // marks are of this boot: a journal is only ever made where there is none, and a lock
-        // file made anew (a spool directory removed by hand) has none. Not looking at the path
-        // again matters: a `stat` of the file makes the next write update its times, which costs
-        // about 30 µs per write on ext4 here.
+        // marks are of this boot and name its inode: a journal is only ever made where there is
+        // none, and one made anew (a spool directory removed by hand and made again by another
+        // instance) is another inode while this one is still open. Not looking at the path again
+        // matters: a `stat` of the file makes the next write update its times, which costs about
+        // 30 µs per write on ext4 here.
         let cached = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(project).cloned();
         if let Some(journal) = cached
-            && let Some(marks) = guard.journal_marks(&self.boot)?
+            && let Some(marks) = guard.journal_marks(&self.boot, journal.inode())?
         {
             return Ok(Some(Loaded { journal, marks, trusted: true }));
         }
         let Some(journal) = self.open(project, create.then_some(guard))? else { return Ok(None) };
-        if let Some(marks) = guard.journal_marks(&self.boot)? {
+        if let Some(marks) = guard.journal_marks(&self.boot, journal.inode())? {
             return Ok(Some(Loaded { journal, marks, trusted: true }));
         }
         let checkpoint = journal.durable_checkpoint()?;
@@ -461,9 +470,10 @@ impl Journal {
         temp.write_all(&encode_header(0).0)?;
         temp.write_all(&vec![0; BLOCK * (HEADERS + SLOTS - 1) as usize])?;
         temp.as_file().sync_all()?;
+        let inode = temp.as_file().metadata()?.ino();
         temp.persist_noclobber(dir.join(FILE_NAME)).map_err(|err| err.error)?;
         fsutil::sync_dir(&dir)?;
-        guard.set_journal_marks(&self.boot, Marks::default())
+        guard.set_journal_marks(&self.boot, inode, Marks::default())
     }
 }
 
@@ -525,7 +535,13 @@ mod tests {
         }
 
         fn marks(&self) -> Option<Marks> {
-            self.spool.lock_project("p").unwrap().journal_marks(&self.journal.boot).unwrap()
+            self.marks_with(&self.spool.lock_project("p").unwrap(), &self.journal.boot)
+        }
+
+        /// The marks the lock file holds for the project's journal file under `boot`.
+        fn marks_with(&self, guard: &ProjectGuard, boot: &[u8; 16]) -> Option<Marks> {
+            let inode = self.journal.open("p", None).unwrap().unwrap().inode();
+            guard.journal_marks(boot, inode).unwrap()
         }
 
         fn pending(&self, name: &str) -> PathBuf {
@@ -567,7 +583,7 @@ mod tests {
         }
         let guard = scene.spool.lock_project("p").unwrap();
         scene.journal.settle(&guard, "p").unwrap();
-        assert_eq!(guard.journal_marks(&scene.journal.boot).unwrap(), Some(Marks { head: 3, checkpoint: 3 }));
+        assert_eq!(scene.marks_with(&guard, &scene.journal.boot), Some(Marks { head: 3, checkpoint: 3 }));
         let journal = scene.journal.open("p", None).unwrap().unwrap();
         assert_eq!(journal.durable_checkpoint().unwrap(), 3);
         scene.journal.settle(&guard, "p").unwrap();
@@ -596,8 +612,29 @@ mod tests {
         assert_eq!(fs::read(scene.pending("kept.json")).unwrap(), b"{\"id\": \"kept.json\"}");
         assert!(!scene.pending("claimed.json").exists(), "a settled job is never brought back");
         let guard = scene.spool.lock_project("p").unwrap();
-        assert_eq!(guard.journal_marks(&OTHER_BOOT).unwrap(), Some(Marks { head: 4, checkpoint: 4 }));
-        assert_eq!(guard.journal_marks(&scene.journal.boot).unwrap(), None, "the marks now belong to the new boot");
+        assert_eq!(scene.marks_with(&guard, &OTHER_BOOT), Some(Marks { head: 4, checkpoint: 4 }));
+        assert_eq!(scene.marks_with(&guard, &scene.journal.boot), None, "the marks now belong to the new boot");
+    }
+
+    #[test]
+    fn a_journal_made_anew_by_another_instance_is_the_one_appended_to() {
+        let scene = Scene::new();
+        scene.append("before.json");
+        // The spool directory removed by hand, and the project scheduled again through another
+        // instance, which makes a new journal while this one still holds the old file open.
+        fs::remove_dir_all(scene.spool.root().join("p")).unwrap();
+        let other = Journal::with_boot_id(&scene.journal.root, scene.journal.boot);
+        let guard = scene.spool.lock_project("p").unwrap();
+        let write = || fsutil::write_whole_unsynced(&scene.pending("theirs.json"), b"{}");
+        assert!(other.append(&guard, "p", "theirs.json", b"{}", write).unwrap());
+        drop(guard);
+
+        scene.append("mine.json");
+        assert_eq!(scene.marks(), Some(Marks { head: 2, checkpoint: 0 }));
+        // The record is in the new journal: a reboot that lost the file brings it back.
+        fs::remove_file(scene.pending("mine.json")).unwrap();
+        scene.recover(&scene.rebooted());
+        assert_eq!(fs::read(scene.pending("mine.json")).unwrap(), b"{\"id\": \"mine.json\"}");
     }
 
     #[test]
@@ -637,7 +674,7 @@ mod tests {
         let rebooted = scene.rebooted();
         scene.recover(&rebooted);
         let guard = scene.spool.lock_project("p").unwrap();
-        assert_eq!(guard.journal_marks(&OTHER_BOOT).unwrap(), Some(Marks { head: count, checkpoint: count }));
+        assert_eq!(scene.marks_with(&guard, &OTHER_BOOT), Some(Marks { head: count, checkpoint: count }));
         assert!(scene.pending(&format!("j{}.json", count - 1)).exists());
         assert_eq!(fs::read_dir(scene.spool.pending_dir("p")).unwrap().count() as u64, count);
     }
@@ -668,11 +705,11 @@ mod tests {
         assert!(scene.pending("c.json").exists() && scene.pending("d.json").exists());
         assert!(!scene.pending("e.json").exists(), "a torn record was never acknowledged");
         let guard = scene.spool.lock_project("p").unwrap();
-        assert_eq!(guard.journal_marks(&OTHER_BOOT).unwrap(), Some(Marks { head: 4, checkpoint: 4 }));
+        assert_eq!(scene.marks_with(&guard, &OTHER_BOOT), Some(Marks { head: 4, checkpoint: 4 }));
         // The next append reuses the torn record's number and block.
         let write = || fs::write(scene.pending("f.json"), b"{}");
         assert!(rebooted.append(&guard, "p", "f.json", b"{}", write).unwrap());
-        assert_eq!(guard.journal_marks(&OTHER_BOOT).unwrap(), Some(Marks { head: 5, checkpoint: 4 }));
+        assert_eq!(scene.marks_with(&guard, &OTHER_BOOT), Some(Marks { head: 5, checkpoint: 4 }));
     }
 
     #[test]

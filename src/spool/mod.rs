@@ -124,24 +124,28 @@ impl ProjectGuard {
         Ok(next)
     }
 
-    /// The journal's marks, if they were written under the boot `boot`. The lock file holds the
-    /// change counter in bytes 0..8, then the boot id (8..24), the head (24..32) and the
-    /// checkpoint (32..40). (Not fsynced either: after a reboot they are found again.)
-    pub fn journal_marks(&self, boot: &[u8; 16]) -> io::Result<Option<Marks>> {
-        let mut bytes = [0u8; 32];
-        if self.file.read_at(&mut bytes, 8)? < bytes.len() || bytes[..16] != boot[..] {
+    /// The journal's marks, if they were written under the boot `boot` about the journal file
+    /// with inode number `journal`. The lock file holds the change counter in bytes 0..8, then
+    /// the boot id (8..24), the head (24..32), the checkpoint (32..40) and the journal's inode
+    /// number (40..48). (Not fsynced either: after a reboot they are found again.)
+    pub fn journal_marks(&self, boot: &[u8; 16], journal: u64) -> io::Result<Option<Marks>> {
+        let mut bytes = [0u8; 40];
+        let read = self.file.read_at(&mut bytes, 8)?;
+        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
+        if read < bytes.len() || bytes[..16] != boot[..] || word(32) != journal {
             return Ok(None);
         }
-        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
         Ok(Some(Marks { head: word(16), checkpoint: word(24) }))
     }
 
-    /// Records the journal's marks as written under the boot `boot`.
-    pub fn set_journal_marks(&self, boot: &[u8; 16], marks: Marks) -> io::Result<()> {
-        let mut bytes = [0u8; 32];
+    /// Records the marks of the journal file with inode number `journal` as written under the
+    /// boot `boot`.
+    pub fn set_journal_marks(&self, boot: &[u8; 16], journal: u64, marks: Marks) -> io::Result<()> {
+        let mut bytes = [0u8; 40];
         bytes[..16].copy_from_slice(boot);
         bytes[16..24].copy_from_slice(&marks.head.to_le_bytes());
-        bytes[24..].copy_from_slice(&marks.checkpoint.to_le_bytes());
+        bytes[24..32].copy_from_slice(&marks.checkpoint.to_le_bytes());
+        bytes[32..].copy_from_slice(&journal.to_le_bytes());
         self.file.write_all_at(&bytes, 8)
     }
 }
