@@ -41,28 +41,23 @@ struct Files {
     base: &'static str,
     root: PathBuf,
     extension: &'static str,
-    /// Per `(project, spider)`: the job ids that have a file.
-    listed: HashMap<(String, String), HashSet<String>>,
-    /// The last directory looked at: consecutive jobs are mostly of one spider.
-    last: Option<(String, String)>,
+    /// Per project, per spider: the job ids that have a file. Nested, so a job is looked up by
+    /// borrowed names, with no key built per job.
+    listed: HashMap<String, HashMap<String, HashSet<String>>>,
 }
 
 impl Files {
     fn new(base: &'static str, root: PathBuf, extension: &'static str) -> Files {
-        Files { base, root, extension, listed: HashMap::new(), last: None }
+        Files { base, root, extension, listed: HashMap::new() }
     }
 
     fn url(&mut self, project: &str, spider: &str, job: &str) -> Option<String> {
-        let same_as_last = self.last.as_ref().is_some_and(|(p, s)| p == project && s == spider);
-        if !same_as_last {
-            let key = (project.to_string(), spider.to_string());
-            if !self.listed.contains_key(&key) {
-                let ids = job_ids(&self.root.join(project).join(spider), self.extension);
-                self.listed.insert(key.clone(), ids);
-            }
-            self.last = Some(key);
+        let listed = self.listed.get(project).and_then(|spiders| spiders.get(spider)).is_some();
+        if !listed {
+            let ids = job_ids(&self.root.join(project).join(spider), self.extension);
+            self.listed.entry(project.to_string()).or_default().insert(spider.to_string(), ids);
         }
-        let ids = self.last.as_ref().and_then(|key| self.listed.get(key))?;
+        let ids = self.listed.get(project)?.get(spider)?;
         ids.contains(job).then(|| format!("/{}/{project}/{spider}/{job}{}", self.base, self.extension))
     }
 }

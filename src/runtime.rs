@@ -23,7 +23,7 @@
 //! | 2       | handed off (before)                            | 443-490 µs  | 283-320 µs |
 //! | 2       | in place                                       | 451 µs      | 276 µs     |
 //! | 1       | handed off                                     | 421 µs      | 275 µs     |
-//! | 1       | in place, a settle handed off every 256th      | 435-451 µs  | 287-294 µs |
+//! | 1       | in place, a settle handed off every 256th      | 422-451 µs  | 272-294 µs |
 //! | 1       | in place, settles in the background            | 352-395 µs  | 275-307 µs |
 //!
 //! In-place work hands the worker off itself only before a wait that may be long (a project lock
