@@ -26,8 +26,8 @@ pub struct Listeners {
 /// How long in-flight requests may take to finish once shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Accepts connections until `shutdown` completes, then lets open requests finish (up to
-/// [`DRAIN_TIMEOUT`]).
+/// Accepts connections until `shutdown` completes, then lets open requests finish (for up to
+/// 10 seconds, `DRAIN_TIMEOUT`).
 pub async fn serve(app: Arc<App>, listeners: Listeners, shutdown: impl Future<Output = ()>) {
     let graceful = GracefulShutdown::new();
     let Listeners { tcp, unix } = listeners;

@@ -22,7 +22,7 @@ use tempfile::NamedTempFile;
 pub const SPILL_THRESHOLD: usize = 256 * 1024;
 
 /// Parameter names are never legitimately large; a longer one is refused instead of buffered.
-const MAX_NAME_LEN: usize = 64 * 1024;
+pub const MAX_NAME_LEN: usize = 64 * 1024;
 
 /// The most values one request body may carry: far more than any client sends, few enough that
 /// their bookkeeping stays small.

@@ -426,7 +426,14 @@ impl Journal {
             head += 1;
         }
         if head > checkpoint {
-            tracing::info!(project, "{} job(s) were acknowledged before the machine restarted", head - checkpoint);
+            // After a reboot, or once after an upgrade from marks that did not name their journal:
+            // either way the pending files are checked against the records before the next settle.
+            tracing::info!(
+                project,
+                "{} acknowledged job(s) in the journal are not known to be settled (the machine restarted, \
+                 or the lock file's marks were of an older scrapyd-rs); their pending files are checked",
+                head - checkpoint
+            );
         }
         Ok(Some(Loaded { journal, marks: Marks { head, checkpoint }, trusted: false }))
     }

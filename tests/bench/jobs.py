@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Job-path benchmarks: scrapyd-rs against stock Scrapyd 1.6, side by side on this machine.
 
-Not run by `cargo test`. Run it from the repository root after `cargo build --release` and
-`cargo test` (which provisions target/stock-venv with stock Scrapyd and target/test-venv with
-Scrapy, and builds the demo egg into target/test-eggs):
+Not run by `cargo test`. Run it from the repository root after `cargo build --release --examples`
+(the daemon and the compiled client) and `cargo test` (which provisions target/stock-venv with
+stock Scrapyd and target/test-venv with Scrapy, and builds the demo egg into target/test-eggs):
 
     python3 tests/bench/jobs.py [--quick]
 
@@ -16,11 +16,16 @@ What it measures, for both daemons, with the same requests, the same egg and the
    the time and then execs the interpreter (stock has no `python` option: it uses its own).
 2. schedule.json throughput: sequential requests from one client on one keep-alive connection,
    each acknowledged only once durable (stock: one SQLite commit; ours: one journal record).
-   Twice: with Python's http.client, then with a lean client of raw prepared requests, which
-   hides less of the daemons' difference: http.client sends the headers and the body in two
-   writes (two wake-ups of the server) and parses the answer line by line (measured here: a
-   schedule.json that scrapyd-rs refuses, so no disk is involved, takes 144 us with http.client
-   and 85 us with the lean client).
+   Three times, since a sequential client's own time per request is part of the figure and pulls
+   the ratio toward 1: with Python's http.client; with a lean Python client of raw prepared
+   requests (http.client sends the headers and the body in two writes, two wake-ups of the
+   server, and parses the answer line by line; measured here: a schedule.json that scrapyd-rs
+   refuses, so no disk is involved, takes 144 us with http.client and 85 us with the lean
+   client); and with tests/bench/schedule_load.rs, a compiled client that spends next to
+   nothing per request, as load generators such as ab and wrk do. Also counted, from
+   /proc/diskstats during the compiled client's run: the device writes and cache flushes per
+   schedule. They do not depend on the machine's speed, and they are why the ratio grows on a
+   machine whose disk takes longer per write.
 3. A large state (2,000 pending and 100,000 finished jobs): status.json, daemonstatus.json (also
    while another process asks for listjobs.json of everything over and over) and listjobs.json.
    On 2 CPUs the slowest daemonstatus.json of that second run is mostly the kernel's scheduling:
@@ -51,6 +56,7 @@ OURS = os.path.join(TARGET, "release", "scrapyd-rs")
 STOCK = os.path.join(TARGET, "stock-venv", "bin", "scrapyd")
 STOCK_PYTHON = os.path.join(TARGET, "stock-venv", "bin", "python")
 TEST_PYTHON = os.path.join(TARGET, "test-venv", "bin", "python")
+SCHEDULE_LOAD = os.path.join(TARGET, "release", "examples", "schedule_load")
 
 #: A runner module that records when it started, then idles until told to stop (or exits at once
 #: with BENCH_EXIT=1). It answers `list` with the one spider the benchmark schedules, since both
@@ -272,14 +278,14 @@ def bench_latency(workdir, egg, samples):
 
 
 def bench_throughput(workdir, egg, count):
-    print(f"\n2. schedule.json sequential throughput ({count} requests, half from each client, one keep-alive "
+    print(f"\n2. schedule.json sequential throughput ({count} requests, a third from each client, one keep-alive "
           "connection each, slots busy)")
-    count //= 2
+    total, count = count, count // 3
     stamps = os.path.join(workdir, "stamps2")
     os.makedirs(stamps)
     runner_dir = os.path.join(workdir, "runner")
     env = dict(os.environ, PYTHONPATH=runner_dir, BENCH_STAMPS=stamps, BENCH_EXIT="0")
-    rates, lean_rates = {}, {}
+    rates, lean_rates, compiled_rates, disk_ops = {}, {}, {}, {}
     daemons = {}
     for name in ("stock", "ours"):
         daemon = Daemon(name + "-big", workdir, "runner = bench_runner\nmax_proc = 1\nfinished_to_keep = 200000\n"
@@ -302,11 +308,43 @@ def bench_throughput(workdir, egg, count):
             status, data = lean.post("/schedule.json", {"project": "demo", "spider": "args", "jobid": f"q{i}"})
             assert status == 200 and b'"ok"' in data, data
         lean_rates[name] = count / (time.perf_counter() - started)
+        disk_before = device_counters(daemon.dir)
+        compiled_rates[name] = compiled_schedules(daemon.port, total - 2 * count, "project=demo&spider=args&jobid=c")
+        disk_ops[name] = [(after - before) / (total - 2 * count)
+                          for before, after in zip(disk_before, device_counters(daemon.dir))]
         daemons[name] = daemon
     report("requests per second (http.client)", rates["stock"], rates["ours"], unit="/s", higher_is_better=True)
     report("requests per second (lean client)", lean_rates["stock"], lean_rates["ours"], unit="/s",
            higher_is_better=True)
+    report("requests per second (compiled client)", compiled_rates["stock"], compiled_rates["ours"], unit="/s",
+           higher_is_better=True)
+    if disk_ops["stock"] and disk_ops["ours"]:
+        print("  device writes + cache flushes per schedule (whole device, compiled client's run):   "
+              + "   ".join(f"{name} {writes:.2f} + {flushes:.2f}" for name, (writes, flushes) in disk_ops.items()))
     return daemons, stamps
+
+
+def device_counters(path):
+    """The writes and flushes completed so far by the block device holding `path`, from
+    /proc/diskstats (empty where it is not listed there, as for tmpfs or an overlay)."""
+    device = os.stat(path).st_dev
+    try:
+        with open("/proc/diskstats") as f:
+            for line in f:
+                fields = line.split()
+                if (int(fields[0]), int(fields[1])) == (os.major(device), os.minor(device)) and len(fields) >= 20:
+                    return [int(fields[7]), int(fields[18])]
+    except OSError:
+        pass
+    return []
+
+
+def compiled_schedules(port, count, body_prefix):
+    """`count` sequential schedules from tests/bench/schedule_load.rs; returns the rate per second."""
+    answer = subprocess.run([SCHEDULE_LOAD, str(port), str(count), body_prefix], capture_output=True, text=True)
+    if answer.returncode != 0:
+        sys.exit(f"schedule_load failed: {answer.stderr.strip()}")
+    return float(answer.stdout)
 
 
 def fill_finished(daemons, count):
@@ -400,9 +438,9 @@ def main():
     parser.add_argument("--throughput-only", type=int, metavar="ROUNDS",
                         help="only the schedule.json throughput, ROUNDS times (stock and ours side by side each time)")
     args = parser.parse_args()
-    for path in (OURS, STOCK, TEST_PYTHON):
+    for path in (OURS, STOCK, TEST_PYTHON, SCHEDULE_LOAD):
         if not os.path.exists(path):
-            sys.exit(f"missing {path}: run `cargo build --release` and `cargo test` first")
+            sys.exit(f"missing {path}: run `cargo build --release --examples` and `cargo test` first")
     egg = demo_egg()
     workdir = tempfile.mkdtemp(prefix="scrapyd-bench-")
     print(f"scrapyd-rs vs stock Scrapyd 1.6.0 on {os.cpu_count()} CPUs; work directory {workdir}")
