@@ -18,6 +18,19 @@ fn lists(daemon: &Daemon, state: &str, id: &str, fields: &[(&str, &str)]) -> boo
     })
 }
 
+/// Whether a process is blocked waiting for a lock on `path`: the kernel lists such a request in
+/// `/proc/locks` as a `->` line naming the file's inode, after the lock that holds it up.
+fn someone_waits_for(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(path).expect("the lock file").ino();
+    let locks = std::fs::read_to_string("/proc/locks").expect("/proc/locks");
+    locks.lines().any(|line| {
+        let mut fields = line.split_whitespace().skip(1);
+        fields.next() == Some("->")
+            && fields.nth(4).and_then(|file| file.rsplit(':').next()) == Some(&inode.to_string())
+    })
+}
+
 fn schedule(daemon: &Daemon, spider: &str, jobid: &str, extra: &[(&str, &[u8])]) {
     let mut fields: Vec<(&str, &[u8])> =
         vec![("project", b"demo"), ("spider", spider.as_bytes()), ("jobid", jobid.as_bytes())];
@@ -163,9 +176,14 @@ fn a_schedule_waiting_for_a_lock_held_elsewhere_holds_up_no_other_request() {
     let daemon = Daemon::start("max_proc = 1\n");
     daemon.add_version("demo", "r1", &python::egg("demo")).ok();
     // The first schedule caches the spider list, so the second takes the path of every later one.
+    // Its crawl is let finish first: the supervisor takes the lock to record it, and would then
+    // be a second thread waiting for it.
     schedule(&daemon, "args", "before-the-lock", &[]);
-    let held = std::fs::File::options().read(true).write(true).open(daemon.path().join("spool/demo/.lock")).unwrap();
+    assert!(wait_until(Duration::from_secs(60), || lists(&daemon, "finished", "before-the-lock", &[])));
+    let lock_file = daemon.path().join("spool/demo/.lock");
+    let held = std::fs::File::options().read(true).write(true).open(&lock_file).unwrap();
     held.lock().expect("the project's lock, taken as another instance would");
+    assert!(!someone_waits_for(&lock_file), "no one waits for the lock before the schedule is sent");
 
     let (addr, body) = (
         daemon.addr,
@@ -175,7 +193,10 @@ fn a_schedule_waiting_for_a_lock_held_elsewhere_holds_up_no_other_request() {
         let headers = [("Content-Type", "application/x-www-form-urlencoded")];
         crate::helper::client::request(addr, "POST", "/schedule.json", &headers, &body)
     });
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        wait_until(Duration::from_secs(10), || someone_waits_for(&lock_file)),
+        "the schedule never came to wait for the project's lock"
+    );
     assert!(!waiting.is_finished(), "the schedule waits for the lock");
 
     // Asked from a thread, so that a daemon stuck behind the lock fails the test instead of
