@@ -24,8 +24,8 @@ What it measures, for both daemons, with the same requests, the same egg and the
    client); and with tests/bench/schedule_load.rs, a compiled client that spends next to
    nothing per request, as load generators such as ab and wrk do. Also counted, from
    /proc/diskstats during the compiled client's run: the device writes and cache flushes per
-   schedule. They do not depend on the machine's speed, and they are why the ratio grows on a
-   machine whose disk takes longer per write.
+   schedule. They do not depend on the machine's speed: where each write or flush takes longer,
+   stock waits for all of its own per job, scrapyd-rs for one write and one flush.
 3. A large state (2,000 pending and 100,000 finished jobs): status.json, daemonstatus.json (also
    while another process asks for listjobs.json of everything over and over) and listjobs.json.
    On 2 CPUs the slowest daemonstatus.json of that second run is mostly the kernel's scheduling:
