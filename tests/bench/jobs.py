@@ -277,7 +277,9 @@ def bench_latency(workdir, egg, samples):
           f"{median_ms(results['ours'][1]):.3f} ms / {max(results['ours'][1]) * 1000:.3f} ms")
 
 
-def bench_throughput(workdir, egg, count):
+def bench_throughput(workdir, egg, count, daemons):
+    """Starts both daemons into `daemons` (name -> Daemon), where the caller stops them even when a
+    step here fails, and prints their schedule.json throughput."""
     print(f"\n2. schedule.json sequential throughput ({count} requests, a third from each client, one keep-alive "
           "connection each, slots busy)")
     total, count = count, count // 3
@@ -286,12 +288,12 @@ def bench_throughput(workdir, egg, count):
     runner_dir = os.path.join(workdir, "runner")
     env = dict(os.environ, PYTHONPATH=runner_dir, BENCH_STAMPS=stamps, BENCH_EXIT="0")
     rates, lean_rates, compiled_rates, disk_ops = {}, {}, {}, {}
-    daemons = {}
     for name in ("stock", "ours"):
         daemon = Daemon(name + "-big", workdir, "runner = bench_runner\nmax_proc = 1\nfinished_to_keep = 200000\n"
                         + ("jobstorage = scrapyd.jobstorage.SqliteJobStorage\n" if name == "stock" else ""), env)
         daemon.name = name
         daemon.start()
+        daemons[name] = daemon
         deploy(daemon, egg)
         client = Client(daemon.port)
         answer = client.json("POST", "/schedule.json", {"project": "demo", "spider": "args", "jobid": "occupy"})
@@ -312,7 +314,6 @@ def bench_throughput(workdir, egg, count):
         compiled_rates[name] = compiled_schedules(daemon.port, total - 2 * count, "project=demo&spider=args&jobid=c")
         disk_ops[name] = [(after - before) / (total - 2 * count)
                           for before, after in zip(disk_before, device_counters(daemon.dir))]
-        daemons[name] = daemon
     report("requests per second (http.client)", rates["stock"], rates["ours"], unit="/s", higher_is_better=True)
     report("requests per second (lean client)", lean_rates["stock"], lean_rates["ours"], unit="/s",
            higher_is_better=True)
@@ -321,7 +322,6 @@ def bench_throughput(workdir, egg, count):
     if disk_ops["stock"] and disk_ops["ours"]:
         print("  device writes + cache flushes per schedule (whole device, compiled client's run):   "
               + "   ".join(f"{name} {writes:.2f} + {flushes:.2f}" for name, (writes, flushes) in disk_ops.items()))
-    return daemons, stamps
 
 
 def device_counters(path):
@@ -343,7 +343,7 @@ def compiled_schedules(port, count, body_prefix):
     """`count` sequential schedules from tests/bench/schedule_load.rs; returns the rate per second."""
     answer = subprocess.run([SCHEDULE_LOAD, str(port), str(count), body_prefix], capture_output=True, text=True)
     if answer.returncode != 0:
-        sys.exit(f"schedule_load failed: {answer.stderr.strip()}")
+        raise RuntimeError(f"schedule_load failed: {answer.stderr.strip()}")
     return float(answer.stdout)
 
 
@@ -452,10 +452,10 @@ def main():
                 os.makedirs(os.path.join(round_dir, "runner"))
                 with open(os.path.join(round_dir, "runner", "bench_runner.py"), "w") as f:
                     f.write(BENCH_RUNNER)
-                daemons, _stamps = bench_throughput(round_dir, egg, 4000)
+                bench_throughput(round_dir, egg, 4000, daemons)
                 for daemon in daemons.values():
                     daemon.stop()
-                daemons = {}
+                daemons.clear()
         finally:
             for daemon in daemons.values():
                 daemon.stop()
@@ -464,7 +464,7 @@ def main():
         return
     try:
         bench_latency(workdir, egg, 10 if args.quick else 30)
-        daemons, stamps = bench_throughput(workdir, egg, 2000)
+        bench_throughput(workdir, egg, 2000, daemons)
         fill_finished(daemons, 10000 if args.quick else 100000)
         bench_large_state(daemons, 10000 if args.quick else 100000, 20 if args.quick else 50)
     finally:
