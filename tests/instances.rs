@@ -19,15 +19,16 @@ fn lists(daemon: &Daemon, state: &str, id: &str, fields: &[(&str, &str)]) -> boo
 }
 
 /// Whether a process is blocked waiting for a lock on `path`: the kernel lists such a request in
-/// `/proc/locks` as a `->` line naming the file's inode, after the lock that holds it up.
+/// `/proc/locks` as a `->` line naming the file as `MAJOR:MINOR:INODE` (device numbers in hex),
+/// after the lock that holds it up.
 fn someone_waits_for(path: &std::path::Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    let inode = std::fs::metadata(path).expect("the lock file").ino();
+    let meta = std::fs::metadata(path).expect("the lock file");
+    let file = format!("{:02x}:{:02x}:{}", libc::major(meta.dev()), libc::minor(meta.dev()), meta.ino());
     let locks = std::fs::read_to_string("/proc/locks").expect("/proc/locks");
     locks.lines().any(|line| {
         let mut fields = line.split_whitespace().skip(1);
-        fields.next() == Some("->")
-            && fields.nth(4).and_then(|file| file.rsplit(':').next()) == Some(&inode.to_string())
+        fields.next() == Some("->") && fields.nth(4) == Some(file.as_str())
     })
 }
 

@@ -292,8 +292,8 @@ def bench_throughput(workdir, egg, count, daemons):
         daemon = Daemon(name + "-big", workdir, "runner = bench_runner\nmax_proc = 1\nfinished_to_keep = 200000\n"
                         + ("jobstorage = scrapyd.jobstorage.SqliteJobStorage\n" if name == "stock" else ""), env)
         daemon.name = name
+        daemons[name] = daemon  # before start(), which may raise with the process already running
         daemon.start()
-        daemons[name] = daemon
         deploy(daemon, egg)
         client = Client(daemon.port)
         answer = client.json("POST", "/schedule.json", {"project": "demo", "spider": "args", "jobid": "occupy"})
@@ -320,14 +320,23 @@ def bench_throughput(workdir, egg, count, daemons):
     report("requests per second (compiled client)", compiled_rates["stock"], compiled_rates["ours"], unit="/s",
            higher_is_better=True)
     if disk_ops["stock"] and disk_ops["ours"]:
-        print("  device writes + cache flushes per schedule (whole device, compiled client's run):   "
+        print("  device writes + cache flushes per schedule (whole disk, compiled client's run):   "
               + "   ".join(f"{name} {writes:.2f} + {flushes:.2f}" for name, (writes, flushes) in disk_ops.items()))
 
 
 def device_counters(path):
-    """The writes and flushes completed so far by the block device holding `path`, from
-    /proc/diskstats (empty where it is not listed there, as for tmpfs or an overlay)."""
+    """The writes and flushes completed so far by the disk holding `path`, from /proc/diskstats
+    (empty where it is not listed there, as for tmpfs or an overlay). A partition's line counts
+    its own writes but no flushes, which the kernel counts on the whole disk only, so the whole
+    disk's line is read."""
     device = os.stat(path).st_dev
+    sysfs = f"/sys/dev/block/{os.major(device)}:{os.minor(device)}"
+    if os.path.exists(os.path.join(sysfs, "partition")):
+        try:
+            with open(os.path.join(sysfs, "..", "dev")) as f:
+                device = os.makedev(*map(int, f.read().split(":")))
+        except (OSError, ValueError):
+            return []
     try:
         with open("/proc/diskstats") as f:
             for line in f:

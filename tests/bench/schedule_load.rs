@@ -85,7 +85,8 @@ impl Answers {
         loop {
             if let Some(end) = self.buffer.windows(4).position(|window| window == b"\r\n\r\n") {
                 let head = String::from_utf8_lossy(&self.buffer[..end]).to_ascii_lowercase();
-                let status = head.split(' ').nth(1).and_then(|code| code.parse().ok());
+                let status_line = head.lines().next().unwrap_or_default();
+                let status = status_line.split(' ').nth(1).and_then(|code| code.parse().ok());
                 let length = head
                     .lines()
                     .find_map(|line| line.strip_prefix("content-length:"))
