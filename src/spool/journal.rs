@@ -282,7 +282,7 @@ impl Journal {
         }
         let Some(mut loaded) = self.load(guard, project, true)? else { return Ok(false) };
         if loaded.trusted {
-            loaded.marks = self.take_background_sync(guard, project, &loaded)?;
+            loaded.marks = self.take_background_sync(guard, &loaded)?;
         }
         if !loaded.trusted || loaded.marks.head - loaded.marks.checkpoint >= SLOTS {
             // A sync of the whole filesystem: too long to hold up the async worker.
@@ -307,18 +307,13 @@ impl Journal {
     /// without the lock having been held during the sync: every record below `synced` had its
     /// pending file written before the sync began, and a pending file leaves `pending/` only
     /// after a settle that already moved the checkpoint past its record. The caller holds the
-    /// project's lock.
-    fn take_background_sync(&self, guard: &ProjectGuard, project: &str, loaded: &Loaded) -> io::Result<Marks> {
+    /// project's lock, and passes marks it trusts: those name `loaded.journal`'s inode, so the
+    /// sync was of the journal now under the project's name (one made anew after the project's
+    /// directory was removed is another inode, and another `OpenJournal` with nothing synced).
+    fn take_background_sync(&self, guard: &ProjectGuard, loaded: &Loaded) -> io::Result<Marks> {
         let Marks { head, checkpoint } = loaded.marks;
         let synced = loaded.journal.synced.load(Ordering::Acquire);
         if synced <= checkpoint || synced > head {
-            return Ok(loaded.marks);
-        }
-        // The sync was of this process's journal file: if the project's directory was removed
-        // and made again meanwhile, the marks are another journal's, which nothing synced. (Once
-        // per half journal, so the `stat`'s cost to the next write does not matter.)
-        let path = self.project_dir(project).join(FILE_NAME);
-        if fs::metadata(&path).map(|meta| (meta.dev(), meta.ino())).ok() != Some(loaded.journal.identity) {
             return Ok(loaded.marks);
         }
         loaded.journal.write_checkpoint(synced)?;
