@@ -20,8 +20,8 @@ What it measures, for both daemons, with the same requests, the same egg and the
    the ratio toward 1: with Python's http.client; with a lean Python client of raw prepared
    requests (http.client sends the headers and the body in two writes, two wake-ups of the
    server, and parses the answer line by line; measured here: a schedule.json that scrapyd-rs
-   refuses, so no disk is involved, takes 144 us with http.client and 85 us with the lean
-   client); and with tests/bench/schedule_load.rs, a compiled client that spends next to
+   refuses, so no disk is involved, took 144 us with http.client and 85 us with the lean client
+   on 2026-12-06, and 187 us and 114-120 us on 2026-12-07); and with tests/bench/schedule_load.rs, a compiled client that spends next to
    nothing per request, as load generators such as ab and wrk do. Also counted, from
    /proc/diskstats during the compiled client's run: the device writes and cache flushes per
    schedule. They do not depend on the machine's speed: where each write or flush takes longer,
@@ -418,13 +418,15 @@ def bench_large_state(daemons, finished, repeat):
         # milliseconds while it joins a 34 MB answer, and those waits would be counted here.
         during = []
         hammer = subprocess.Popen([sys.executable, "-c", LISTJOBS_LOOP, str(daemon.port)])
-        time.sleep(0.5)
-        for _ in range(repeat):
-            started = time.perf_counter()
-            client.request("GET", "/daemonstatus.json")
-            during.append(time.perf_counter() - started)
-        hammer.kill()
-        hammer.wait()
+        try:
+            time.sleep(0.5)
+            for _ in range(repeat):
+                started = time.perf_counter()
+                client.request("GET", "/daemonstatus.json")
+                during.append(time.perf_counter() - started)
+        finally:
+            hammer.kill()
+            hammer.wait()
         results[name] = dict(counts=counts, status_known=status_known, status_unknown=status_unknown,
                              daemonstatus=daemonstatus, during=statistics.median(during), during_max=max(during),
                              listjobs=listjobs, size=size)
