@@ -4,7 +4,7 @@
 //! Why a compiled client beside the bench's Python ones: a sequential client's own time per
 //! request is part of every figure it measures, and the interpreter's share of it is large
 //! against scrapyd-rs's quarter of a millisecond per request (measured here: from the bench's
-//! leanest Python client to this one, scrapyd-rs's rate rose by a median of 12%, stock's by 6%).
+//! leanest Python client to this one, scrapyd-rs's rate rose by a median of 13%, stock's by 6%).
 //! Load generators such as `ab` and `wrk` are compiled for that reason; this is the same idea
 //! without installing one. It checks every answer (status 200 and `"status": "ok"`), so a daemon
 //! that refuses jobs cannot look fast.
